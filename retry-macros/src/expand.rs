@@ -1,0 +1,147 @@
+//! Emits the annotated fn: the user's signature unchanged, a `static` call site holding the
+//! `const` policy, and a loop that runs the body once per attempt and asks the runtime what next.
+
+use crate::args::{Args, BackoffKind, JitterKind};
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::{Block, Ident, ItemFn, Type};
+
+/// The annotated fn, rewritten. Assumes `validate::check` found nothing.
+pub fn expand(args: &Args, mut item: ItemFn, ret: &Type) -> TokenStream {
+    let krate = match &args.krate {
+        Some(path) => quote!(#path),
+        None => quote!(::stormguard),
+    };
+    let private = quote!(#krate::__private);
+    let site = site(args, &item, &private);
+    let call = Ident::new("__stormguard_call", Span::mixed_site());
+    let result = Ident::new("__stormguard_result", Span::mixed_site());
+    let format = Ident::new("__stormguard_format", Span::mixed_site());
+    let returned = Ident::new("__stormguard_return", Span::mixed_site());
+    let delay = Ident::new("__stormguard_delay", Span::mixed_site());
+    let when = match &args.when {
+        Some(when) => quote!(#when),
+        None => quote!(#private::every_error),
+    };
+    let retry_after = match &args.retry_after {
+        Some(hint) => quote!(#hint),
+        None => quote!(#private::no_hint),
+    };
+    let guarded = args.timeout.is_some() || args.deadline.is_some() || args.breaker.is_some();
+    let body: &Block = &item.block;
+    let is_async = item.sig.asyncness.is_some();
+    // Each attempt is the user's block, unchanged, with its output pinned to the declared
+    // return type (so `?` and `return` end the attempt, and a type error shows once, at the
+    // user's expression).
+    let run_attempt = if is_async {
+        let method = if guarded {
+            quote!(guarded_attempt)
+        } else {
+            quote!(attempt)
+        };
+        quote! {
+            #call.#method(async {
+                if false {
+                    return #private::unreachable_output::<#ret>();
+                }
+                #body
+            }).await
+        }
+    } else {
+        let method = if guarded {
+            quote!(guarded_attempt_blocking)
+        } else {
+            quote!(attempt_blocking)
+        };
+        quote!(#call.#method(|| -> #ret #body))
+    };
+    let sleep = if is_async {
+        quote!(#call.sleep(#delay).await)
+    } else {
+        quote!(#call.sleep_blocking(#delay))
+    };
+    let ret_check = quote_spanned! {syn::spanned::Spanned::span(ret)=>
+        #private::returns_result::<#ret>();
+    };
+    let new_body: Block = syn::parse_quote! {{
+        #site
+        #ret_check
+        let mut #call = #private::Call::start(&__STORMGUARD_SITE);
+        loop {
+            let #result: #ret = #run_attempt;
+            let #format = {
+                use #private::describe::{ViaDebug as _, ViaDisplay as _, ViaTypeName as _};
+                (&&&#private::describe::ErrorKind::of(&#result)).formatter()
+            };
+            match #call.judge(#result, #format, &#when, &#retry_after) {
+                #private::Verdict::Return(#returned) => return #returned,
+                #private::Verdict::Retry(#delay) => #sleep,
+            }
+        }
+    }};
+    item.block = Box::new(new_body);
+    quote!(#item)
+}
+
+/// `static __STORMGUARD_SITE: Site = Site::new(Policy { … }, "op");`
+fn site(args: &Args, item: &ItemFn, private: &TokenStream) -> TokenStream {
+    let attempts = Literal::u32_suffixed(args.attempts.as_ref().map_or(3, |a| a.value));
+    let backoff = match args.backoff.as_ref().map_or(BackoffKind::Exponential, |b| b.value) {
+        BackoffKind::Exponential => {
+            let factor = Literal::f64_suffixed(args.factor.as_ref().map_or(2.0, |f| f.value));
+            quote!(#private::Backoff::Exponential { factor: #factor })
+        }
+        BackoffKind::Fixed => quote!(#private::Backoff::Fixed),
+        BackoffKind::Linear => quote!(#private::Backoff::Linear),
+    };
+    let jitter = match args.jitter.as_ref().map_or(JitterKind::Full, |j| j.value) {
+        JitterKind::None => quote!(#private::Jitter::None),
+        JitterKind::Full => quote!(#private::Jitter::Full),
+        JitterKind::Equal => quote!(#private::Jitter::Equal),
+        JitterKind::Decorrelated => quote!(#private::Jitter::Decorrelated),
+    };
+    let duration = |nanos: u64| {
+        let nanos = Literal::u64_suffixed(nanos);
+        quote!(#private::Duration::from_nanos(#nanos))
+    };
+    let base = duration(args.base.as_ref().map_or(100_000_000, |b| b.value));
+    let max = duration(args.max.as_ref().map_or(2_000_000_000, |m| m.value));
+    let optional_duration = |d: Option<u64>| match d {
+        Some(n) => {
+            let d = duration(n);
+            quote!(#private::Some(#d))
+        }
+        None => quote!(#private::None),
+    };
+    let timeout = optional_duration(args.timeout.as_ref().map(|t| t.value));
+    let deadline = optional_duration(args.deadline.as_ref().map(|d| d.value));
+    let optional_name = |s: &Option<syn::LitStr>| match s {
+        Some(s) => quote!(#private::Some(#s)),
+        None => quote!(#private::None),
+    };
+    let breaker = optional_name(&args.breaker);
+    let budget = optional_name(&args.budget);
+    let op = match &args.name {
+        Some(name) => quote!(#name),
+        None => {
+            let ident = item.sig.ident.to_string();
+            quote!(::core::concat!(::core::module_path!(), "::", #ident))
+        }
+    };
+    quote! {
+        static __STORMGUARD_SITE: #private::Site = #private::Site::new(
+            #private::Policy {
+                attempts: #attempts,
+                backoff: #backoff,
+                base: #base,
+                max: #max,
+                jitter: #jitter,
+                timeout: #timeout,
+                deadline: #deadline,
+                breaker: #breaker,
+                budget: #budget,
+            },
+            #op,
+        );
+    }
+}

@@ -1,0 +1,114 @@
+//! The `#[retry]` attribute and the `breakers!`/`budgets!` config blocks of stormguard.
+//! This crate parses and emits; everything that runs lives in `retry-runtime`. Use both
+//! through the `stormguard` crate, which documents them.
+
+mod args;
+mod config;
+mod duration;
+mod expand;
+mod suggest;
+mod validate;
+
+use proc_macro::TokenStream;
+use quote::quote;
+
+/// Retries an async fn (or a blocking one) that returns `Result`. Documented in `stormguard`.
+#[proc_macro_attribute]
+pub fn retry(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let item2 = proc_macro2::TokenStream::from(item.clone());
+    let (args, mut errors) = args::parse(attr.into());
+    let parsed = match syn::parse2::<syn::Item>(item2.clone()) {
+        Ok(syn::Item::Fn(f)) => f,
+        Ok(other) => {
+            let what = item_kind(&other);
+            let e = syn::Error::new_spanned(
+                first_tokens(&item2),
+                format!("#[retry] goes on an `async fn` (or a fn) that returns `Result`, not on {what}; put it on the fn that makes the I/O call"),
+            );
+            return with_errors(item2, errors.into_iter().chain([e]));
+        }
+        Err(_) => {
+            let e = syn::Error::new_spanned(
+                first_tokens(&item2),
+                "#[retry] goes on an `async fn` with a body that returns `Result` (a fn declaration without a body has nothing to retry)",
+            );
+            return with_errors(item2, errors.into_iter().chain([e]));
+        }
+    };
+    errors.extend(validate::check(&args, &parsed));
+    if !errors.is_empty() {
+        return with_errors(item2, errors);
+    }
+    let ret = validate::result_type(&parsed)
+        .expect("checked by validate::check")
+        .clone();
+    expand::expand(&args, parsed, &ret).into()
+}
+
+/// Declares named circuit breakers. Documented in `stormguard`.
+#[proc_macro]
+pub fn breakers(input: TokenStream) -> TokenStream {
+    config_block(config::Kind::Breakers, input)
+}
+
+/// Declares named retry budgets. Documented in `stormguard`.
+#[proc_macro]
+pub fn budgets(input: TokenStream) -> TokenStream {
+    config_block(config::Kind::Budgets, input)
+}
+
+fn config_block(kind: config::Kind, input: TokenStream) -> TokenStream {
+    let block = match syn::parse::<config::Block>(input) {
+        Ok(b) => b,
+        Err(e) => {
+            let e = syn::Error::new(
+                e.span(),
+                format!("{e}; write entries like `payments {{ consecutive_failures: 5, open_for: \"30s\" }}`"),
+            );
+            return e.to_compile_error().into();
+        }
+    };
+    match config::expand(kind, block) {
+        Ok(tokens) => tokens.into(),
+        Err(errors) => errors
+            .into_iter()
+            .map(|e| e.to_compile_error())
+            .collect::<proc_macro2::TokenStream>()
+            .into(),
+    }
+}
+
+/// The user's item unchanged, plus the errors, so that IDEs still see the fn.
+fn with_errors(
+    item: proc_macro2::TokenStream,
+    errors: impl IntoIterator<Item = syn::Error>,
+) -> TokenStream {
+    let errors = errors.into_iter().map(|e| e.to_compile_error());
+    quote!(#item #(#errors)*).into()
+}
+
+fn first_tokens(item: &proc_macro2::TokenStream) -> proc_macro2::TokenStream {
+    // Point at the item's keyword and name rather than its whole body.
+    item.clone()
+        .into_iter()
+        .skip_while(|t| matches!(t, proc_macro2::TokenTree::Punct(p) if p.as_char() == '#'))
+        .skip_while(|t| matches!(t, proc_macro2::TokenTree::Group(_)))
+        .take_while(|t| !matches!(t, proc_macro2::TokenTree::Group(g) if g.delimiter() == proc_macro2::Delimiter::Brace))
+        .take(3)
+        .collect()
+}
+
+fn item_kind(item: &syn::Item) -> &'static str {
+    match item {
+        syn::Item::Struct(_) => "a struct",
+        syn::Item::Enum(_) => "an enum",
+        syn::Item::Impl(_) => "an impl block (put it on each method instead)",
+        syn::Item::Trait(_) => "a trait",
+        syn::Item::Mod(_) => "a module",
+        syn::Item::Const(_) => "a const",
+        syn::Item::Static(_) => "a static",
+        syn::Item::Type(_) => "a type alias",
+        syn::Item::Use(_) => "a use declaration",
+        _ => "this item",
+    }
+}

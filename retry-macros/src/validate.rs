@@ -1,0 +1,102 @@
+//! Rules that span several keys or the fn itself: `max` ≥ `base`, `factor` only with "exp",
+//! `timeout` only on an async fn, a body to wrap and a `Result` to return.
+
+use crate::args::{Args, BackoffKind};
+use crate::duration::show;
+use syn::spanned::Spanned;
+use syn::{ItemFn, ReturnType, Type};
+
+const DEFAULT_BASE: u64 = 100_000_000;
+const DEFAULT_MAX: u64 = 2_000_000_000;
+
+/// Checks the keys against each other and against the fn; returns every problem found.
+pub fn check(args: &Args, item: &ItemFn) -> Vec<syn::Error> {
+    let mut errors = Vec::new();
+    let base = args.base.as_ref().map_or(DEFAULT_BASE, |b| b.value);
+    match (&args.max, &args.base) {
+        (Some(max), _) if max.value < base => errors.push(syn::Error::new(
+            max.span,
+            format!(
+                "`max` ({}) is below `base` ({}): no delay could reach its first step; write max = \"{}\" or more, or lower `base`",
+                show(max.value),
+                show(base),
+                show(base)
+            ),
+        )),
+        (None, Some(b)) if b.value > DEFAULT_MAX => errors.push(syn::Error::new(
+            b.span,
+            format!(
+                "`base` ({}) is above the default `max` of 2s; add max = \"{}\" (or more) beside it",
+                show(b.value),
+                show(b.value)
+            ),
+        )),
+        _ => {}
+    }
+    if let (Some(factor), Some(backoff)) = (&args.factor, &args.backoff) {
+        if backoff.value != BackoffKind::Exponential {
+            errors.push(syn::Error::new(
+                factor.span,
+                "`factor` shapes only backoff = \"exp\"; remove `factor`, or write backoff = \"exp\"",
+            ));
+        }
+    }
+    if item.sig.asyncness.is_none() {
+        if let Some(timeout) = &args.timeout {
+            errors.push(syn::Error::new(
+                timeout.span,
+                "`timeout` needs an `async fn`: a blocking call cannot be cancelled when its time is up; make the fn `async`, or remove `timeout`",
+            ));
+        }
+    }
+    if let Some(c) = &item.sig.constness {
+        errors.push(syn::Error::new(
+            c.span(),
+            "#[retry] cannot wrap a `const fn` (it sleeps between attempts); remove `const`",
+        ));
+    }
+    if let Err(e) = result_type(item) {
+        errors.push(e);
+    }
+    errors
+}
+
+/// The declared return type, if it can be a `Result` (a path such as `Result<T, E>`,
+/// `io::Result<T>` or a crate's own alias).
+pub fn result_type(item: &ItemFn) -> syn::Result<&Type> {
+    let ty = match &item.sig.output {
+        ReturnType::Type(_, ty) => &**ty,
+        ReturnType::Default => {
+            return Err(syn::Error::new(
+                item.sig.paren_token.span.join(),
+                format!(
+                    "#[retry] needs a fn that returns `Result<T, E>` (the error decides whether to retry); add `-> Result<…, …>` after the arguments of `{}`",
+                    item.sig.ident
+                ),
+            ))
+        }
+    };
+    let not_result = |what: &str| {
+        Err(syn::Error::new(
+            ty.span(),
+            format!("#[retry] needs a fn that returns `Result<T, E>`, and {what} is not one; return `Result<T, E>` (or an alias such as `io::Result<T>`) and put the failure in `Err`"),
+        ))
+    };
+    match ty {
+        Type::Path(p) if p.qself.is_none() => {
+            let last = p.path.segments.last().map(|s| s.ident.to_string());
+            const NOT_RESULTS: &[&str] = &[
+                "Option", "String", "Vec", "Box", "bool", "char", "str", "u8", "u16", "u32",
+                "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize", "f32",
+                "f64", "HashMap", "Poll", "Pin",
+            ];
+            match last {
+                Some(name) if NOT_RESULTS.contains(&name.as_str()) => not_result(&format!("`{name}`")),
+                _ => Ok(ty),
+            }
+        }
+        Type::Path(_) | Type::Paren(_) | Type::Group(_) | Type::Macro(_) => Ok(ty),
+        Type::Tuple(t) if t.elems.is_empty() => not_result("`()`"),
+        _ => not_result("this type"),
+    }
+}

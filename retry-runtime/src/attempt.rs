@@ -1,0 +1,103 @@
+//! The running attempt: which attempt of which call the current task is in, readable by the
+//! body (`stormguard::attempt()`) and by nested annotated calls (layered-retry control).
+
+use std::cell::Cell;
+use std::ptr;
+
+/// What a running attempt tells the code inside it. Lives inside the pinned attempt future
+/// (or on the stack, for blocking fns); the thread-local below points at it only while the
+/// attempt is being polled or run.
+#[derive(Debug, Default)]
+pub struct AttemptScope {
+    number: u32,
+    retried_below: Cell<bool>,
+}
+
+thread_local! {
+    static CURRENT: Cell<*const AttemptScope> = const { Cell::new(ptr::null()) };
+}
+
+impl AttemptScope {
+    /// A scope for attempt `number` (1-based).
+    pub const fn new(number: u32) -> Self {
+        AttemptScope {
+            number,
+            retried_below: Cell::new(false),
+        }
+    }
+
+    /// True when a nested annotated call inside this attempt already retried and gave up:
+    /// the failure was retried at the layer closest to it, so this layer must not retry again.
+    pub fn retried_below(&self) -> bool {
+        self.retried_below.get()
+    }
+
+    /// Runs `f` with `self` as the current attempt of this thread, restoring the previous one
+    /// afterwards (also when `f` panics).
+    pub fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
+        struct Restore(*const AttemptScope);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                CURRENT.with(|c| c.set(self.0));
+            }
+        }
+        let _restore = Restore(CURRENT.with(|c| c.replace(self as *const _)));
+        f()
+    }
+}
+
+/// Which attempt of the innermost annotated call is running in this task (1-based);
+/// 0 outside any `#[retry]` fn.
+///
+/// Use it for logs, or to derive an idempotency key that the downstream can use to
+/// recognise a retry:
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// assert_eq!(retry_runtime::attempt(), 0); // not inside an annotated fn
+/// # }
+/// ```
+pub fn attempt() -> u32 {
+    with_current(|scope| scope.map_or(0, |s| s.number))
+}
+
+/// Tells the attempt enclosing the current call (if any) that a failure was already retried
+/// below it.
+pub(crate) fn mark_retried_below() {
+    with_current(|scope| {
+        if let Some(s) = scope {
+            s.retried_below.set(true);
+        }
+    })
+}
+
+fn with_current<R>(f: impl FnOnce(Option<&AttemptScope>) -> R) -> R {
+    CURRENT.with(|c| {
+        let p = c.get();
+        // SAFETY: CURRENT is non-null only inside `AttemptScope::enter`, during which the
+        // scope it points to is borrowed and so alive and not moved.
+        f(unsafe { p.as_ref() })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_scopes_restore_the_outer_one() {
+        let outer = AttemptScope::new(2);
+        outer.enter(|| {
+            assert_eq!(attempt(), 2);
+            let inner = AttemptScope::new(1);
+            inner.enter(|| {
+                assert_eq!(attempt(), 1);
+                mark_retried_below();
+            });
+            assert!(inner.retried_below());
+            assert!(!outer.retried_below());
+            assert_eq!(attempt(), 2);
+        });
+        assert_eq!(attempt(), 0);
+    }
+}

@@ -1,0 +1,276 @@
+//! Retry budgets: a success-funded token bucket per budget name (or per call site) that caps
+//! retries to a fraction of real traffic, plus an optional cap on retries in flight.
+
+use crate::clock;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+
+/// Tokens are counted in thousandths, so that a deposit of 0.1 is an integer add.
+const MILLI: u64 = 1000;
+
+/// The shape of one retry budget.
+///
+/// # Defaults
+/// - `capacity`: 100 tokens (the bucket starts full)
+/// - `ratio`: 0.1 token deposited per successful call
+/// - `min_per_sec`: 1 retry per second allowed even when the bucket is empty
+/// - `max_concurrent`: none (no cap on retries in flight)
+///
+/// ```
+/// use retry_runtime::budget::BudgetConfig;
+/// const TIGHT: BudgetConfig = BudgetConfig::DEFAULT.with_capacity(10).with_max_concurrent(4);
+/// assert_eq!(TIGHT.ratio, 0.1);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BudgetConfig {
+    /// Bucket size, and its starting level.
+    pub capacity: u32,
+    /// Tokens deposited by each successful call.
+    pub ratio: f64,
+    /// Retries allowed per second even with an empty bucket.
+    pub min_per_sec: u32,
+    /// Most retries in flight at once (`None`: no cap).
+    pub max_concurrent: Option<u32>,
+}
+
+impl BudgetConfig {
+    /// 100 tokens, 0.1 per success, 1 retry per second when empty, no concurrency cap.
+    pub const DEFAULT: BudgetConfig = BudgetConfig {
+        capacity: 100,
+        ratio: 0.1,
+        min_per_sec: 1,
+        max_concurrent: None,
+    };
+    /// Sets the bucket size.
+    pub const fn with_capacity(mut self, capacity: u32) -> Self {
+        self.capacity = capacity;
+        self
+    }
+    /// Sets the deposit per successful call.
+    pub const fn with_ratio(mut self, ratio: f64) -> Self {
+        self.ratio = ratio;
+        self
+    }
+    /// Sets the retries per second allowed when empty.
+    pub const fn with_min_per_sec(mut self, min_per_sec: u32) -> Self {
+        self.min_per_sec = min_per_sec;
+        self
+    }
+    /// Caps the retries in flight.
+    pub const fn with_max_concurrent(mut self, max: u32) -> Self {
+        self.max_concurrent = Some(max);
+        self
+    }
+}
+
+impl Default for BudgetConfig {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// Why a budget refused a retry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The bucket is empty and this second's minimum is used up.
+    Exhausted,
+    /// `max_concurrent` retries are already in flight.
+    Concurrency,
+}
+
+/// A token bucket shared by every call drawing on it. All operations are lock-free.
+///
+/// ```
+/// use retry_runtime::budget::{Budget, BudgetConfig};
+/// static B: Budget = Budget::new("docs", BudgetConfig::DEFAULT.with_capacity(2).with_min_per_sec(0));
+/// let a = B.try_withdraw(1).unwrap();
+/// let b = B.try_withdraw(1).unwrap();
+/// assert!(B.try_withdraw(1).is_err()); // empty: no retry
+/// drop((a, b));
+/// for _ in 0..10 { B.deposit(); }      // ten successes fund one retry
+/// assert!(B.try_withdraw(1).is_ok());
+/// ```
+#[derive(Debug)]
+pub struct Budget {
+    name: &'static str,
+    config: BudgetConfig,
+    deposit_milli: u64,
+    capacity_milli: u64,
+    tokens_milli: AtomicU64,
+    /// The second (of `clock::now_nanos`) that `min_used` counts in.
+    min_second: AtomicU64,
+    min_used: AtomicU32,
+    in_flight: AtomicU32,
+    granted: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl Budget {
+    /// A full budget.
+    pub const fn new(name: &'static str, config: BudgetConfig) -> Budget {
+        let ratio = if config.ratio > 0.0 { config.ratio } else { 0.0 };
+        let capacity_milli = config.capacity as u64 * MILLI;
+        Budget {
+            name,
+            config,
+            deposit_milli: (ratio * MILLI as f64) as u64,
+            capacity_milli,
+            tokens_milli: AtomicU64::new(capacity_milli),
+            min_second: AtomicU64::new(u64::MAX),
+            min_used: AtomicU32::new(0),
+            in_flight: AtomicU32::new(0),
+            granted: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    /// The budget's name (empty for a call site's own budget).
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &BudgetConfig {
+        &self.config
+    }
+
+    /// Tokens in the bucket now.
+    pub fn tokens(&self) -> f64 {
+        self.tokens_milli.load(Relaxed).min(self.capacity_milli) as f64 / MILLI as f64
+    }
+
+    /// Retries in flight now.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Relaxed)
+    }
+
+    /// Retries granted and refused so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.granted.load(Relaxed), self.refused.load(Relaxed))
+    }
+
+    /// Funds the bucket after a successful call: one load when it is full (the steady state),
+    /// else one add.
+    #[inline]
+    pub fn deposit(&self) {
+        if self.tokens_milli.load(Relaxed) < self.capacity_milli {
+            let before = self.tokens_milli.fetch_add(self.deposit_milli, Relaxed);
+            if before + self.deposit_milli > self.capacity_milli {
+                self.tokens_milli.fetch_min(self.capacity_milli, Relaxed);
+            }
+        }
+    }
+
+    /// Asks for one retry costing `cost` tokens. Never waits: `Err` means "do not retry".
+    /// The returned slot counts the retry as in flight until it is dropped.
+    pub fn try_withdraw(&'static self, cost: u32) -> Result<RetrySlot, Refusal> {
+        let slot = if let Some(max) = self.config.max_concurrent {
+            if self.in_flight.fetch_add(1, AcqRel) >= max {
+                self.in_flight.fetch_sub(1, AcqRel);
+                self.refused.fetch_add(1, Relaxed);
+                return Err(Refusal::Concurrency);
+            }
+            RetrySlot { budget: Some(self) }
+        } else {
+            RetrySlot { budget: None }
+        };
+        let want = cost as u64 * MILLI;
+        let mut now = self.tokens_milli.load(Relaxed).min(self.capacity_milli);
+        loop {
+            if now < want {
+                break;
+            }
+            match self
+                .tokens_milli
+                .compare_exchange_weak(now, now - want, AcqRel, Relaxed)
+            {
+                Ok(_) => {
+                    self.granted.fetch_add(1, Relaxed);
+                    return Ok(slot);
+                }
+                Err(actual) => now = actual.min(self.capacity_milli),
+            }
+        }
+        if self.take_minimum() {
+            self.granted.fetch_add(1, Relaxed);
+            return Ok(slot);
+        }
+        self.refused.fetch_add(1, Relaxed);
+        Err(Refusal::Exhausted)
+    }
+
+    /// The `min_per_sec` allowance of an empty bucket (reads the clock: refusal path only).
+    fn take_minimum(&self) -> bool {
+        if self.config.min_per_sec == 0 {
+            return false;
+        }
+        let second = clock::now_nanos() / 1_000_000_000;
+        let seen = self.min_second.load(Acquire);
+        if seen != second
+            && self
+                .min_second
+                .compare_exchange(seen, second, AcqRel, Acquire)
+                .is_ok()
+        {
+            self.min_used.store(0, Release);
+        }
+        self.min_used.fetch_add(1, AcqRel) < self.config.min_per_sec
+    }
+}
+
+/// A granted retry, counted as in flight (for `max_concurrent`) until dropped.
+#[derive(Debug)]
+#[must_use = "dropping the slot ends the retry's place in `max_concurrent`"]
+pub struct RetrySlot {
+    budget: Option<&'static Budget>,
+}
+
+impl Drop for RetrySlot {
+    fn drop(&mut self) {
+        if let Some(b) = self.budget {
+            b.in_flight.fetch_sub(1, AcqRel);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_empty_bucket_still_allows_min_per_sec() {
+        static B: Budget = Budget::new("t-min", BudgetConfig::DEFAULT.with_capacity(0).with_min_per_sec(2));
+        assert!(B.try_withdraw(1).is_ok());
+        assert!(B.try_withdraw(1).is_ok());
+        assert_eq!(B.try_withdraw(1).unwrap_err(), Refusal::Exhausted);
+        tokio::time::advance(std::time::Duration::from_secs(1)).await;
+        assert!(B.try_withdraw(1).is_ok());
+    }
+
+    #[test]
+    fn deposits_never_overfill() {
+        static B: Budget = Budget::new("t-fill", BudgetConfig::DEFAULT.with_capacity(1));
+        for _ in 0..100 {
+            B.deposit();
+        }
+        assert_eq!(B.tokens(), 1.0);
+        let _slot = B.try_withdraw(1).unwrap();
+        assert_eq!(B.tokens(), 0.0);
+    }
+
+    #[test]
+    fn max_concurrent_caps_retries_in_flight() {
+        static B: Budget = Budget::new("t-conc", BudgetConfig::DEFAULT.with_max_concurrent(1));
+        let first = B.try_withdraw(1).unwrap();
+        assert_eq!(B.try_withdraw(1).unwrap_err(), Refusal::Concurrency);
+        drop(first);
+        assert!(B.try_withdraw(1).is_ok());
+    }
+
+    #[test]
+    fn a_timeout_retry_costs_two() {
+        static B: Budget = Budget::new("t-cost", BudgetConfig::DEFAULT.with_capacity(3).with_min_per_sec(0));
+        let _a = B.try_withdraw(2).unwrap();
+        assert!(B.try_withdraw(2).is_err());
+        assert!(B.try_withdraw(1).is_ok());
+    }
+}

@@ -1,0 +1,372 @@
+//! One call of an annotated fn: the state the generated loop carries from attempt to attempt,
+//! and `judge`, which decides after each attempt whether to return or to sleep and retry.
+
+use crate::attempt::{self, AttemptScope};
+use crate::backoff::delay_before_retry;
+use crate::breaker::Permit;
+use crate::budget::RetrySlot;
+use crate::describe::{Described, ErrorFormatter};
+use crate::jitter::{jittered, random_unit};
+use crate::log::{self, Fields};
+use crate::site::Site;
+use crate::stats::GiveUpReason;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::Instant;
+use tracing::Span;
+
+/// What the generated loop does after an attempt.
+#[derive(Debug)]
+pub enum Verdict<T, E> {
+    /// Return this result from the fn.
+    Return(Result<T, E>),
+    /// Sleep this long, then run the next attempt.
+    Retry(Duration),
+}
+
+/// `when = path`: is this error transient (worth a retry)?
+#[diagnostic::on_unimplemented(
+    message = "`when` must name a fn(&{E}) -> bool",
+    label = "expected a fn taking `&{E}` and returning `bool`",
+    note = "write `fn is_transient(e: &{E}) -> bool {{ … }}` and `when = is_transient`"
+)]
+pub trait Transient<E> {
+    /// True to retry.
+    fn is_transient(&self, error: &E) -> bool;
+}
+
+impl<E, F: Fn(&E) -> bool> Transient<E> for F {
+    #[inline]
+    fn is_transient(&self, error: &E) -> bool {
+        self(error)
+    }
+}
+
+/// `retry_after = path`: the server's hint for the next delay.
+#[diagnostic::on_unimplemented(
+    message = "`retry_after` must name a fn(&{E}) -> Option<std::time::Duration>",
+    label = "expected a fn taking `&{E}` and returning `Option<Duration>`",
+    note = "write `fn hint(e: &{E}) -> Option<std::time::Duration> {{ … }}` and `retry_after = hint`"
+)]
+pub trait RetryHint<E> {
+    /// The delay the server asked for, if any.
+    fn retry_after(&self, error: &E) -> Option<Duration>;
+}
+
+impl<E, F: Fn(&E) -> Option<Duration>> RetryHint<E> for F {
+    #[inline]
+    fn retry_after(&self, error: &E) -> Option<Duration> {
+        self(error)
+    }
+}
+
+/// The default `when`: every error is worth a retry.
+pub fn every_error<E>(_: &E) -> bool {
+    true
+}
+
+/// The default `retry_after`: no hint.
+pub fn no_hint<E>(_: &E) -> Option<Duration> {
+    None
+}
+
+/// The state of one call across its attempts. Created by the generated code at the top of
+/// the fn; dropping it (with the fn's future) releases everything it holds.
+#[derive(Debug)]
+pub struct Call<E> {
+    pub(crate) site: &'static Site,
+    /// Number of the attempt running or last run (0 before the first).
+    pub(crate) attempt: u32,
+    pub(crate) started: Option<Instant>,
+    previous_delay: Duration,
+    call_id: u64,
+    pub(crate) span: Span,
+    /// The breaker's permission for the running attempt.
+    pub(crate) permit: Option<Permit>,
+    /// The budget's grant for the running retry (counts toward `max_concurrent`).
+    slot: Option<RetrySlot>,
+    /// The last attempt contained a nested annotated call that retried and gave up.
+    pub(crate) retried_below: bool,
+    /// The last attempt was cancelled by its timeout (`Some(true)`: by the deadline).
+    pub(crate) timed_out: Option<bool>,
+    /// The last attempt was refused by the breaker: no call was made.
+    pub(crate) rejected: bool,
+    /// The error the call will return if the breaker refuses its next attempt.
+    pub(crate) last_error: Option<E>,
+}
+
+impl<E> Call<E> {
+    /// Starts a call at `site`. Reads the clock only when the policy has a deadline.
+    #[inline]
+    pub fn start(site: &'static Site) -> Self {
+        site.ensure_registered();
+        Call {
+            site,
+            attempt: 0,
+            started: site.policy().deadline.map(|_| Instant::now()),
+            previous_delay: Duration::ZERO,
+            call_id: 0,
+            span: Span::none(),
+            permit: None,
+            slot: None,
+            retried_below: false,
+            timed_out: None,
+            rejected: false,
+            last_error: None,
+        }
+    }
+
+    /// The attempt running or last run (1-based; 0 before the first).
+    pub fn attempt_number(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The next attempt, for a policy without `timeout`, `deadline` or `breaker`.
+    #[inline]
+    pub fn attempt<F: Future>(&mut self, body: F) -> Attempt<'_, F, E> {
+        self.attempt += 1;
+        self.last_error = None;
+        Attempt {
+            scope: AttemptScope::new(self.attempt),
+            call: self,
+            body,
+        }
+    }
+
+    /// The next attempt of a blocking fn.
+    #[inline]
+    pub fn attempt_blocking<R>(&mut self, body: impl FnOnce() -> R) -> R {
+        self.attempt += 1;
+        self.last_error = None;
+        let scope = AttemptScope::new(self.attempt);
+        let out = {
+            let _entered = self.span.enter();
+            scope.enter(body)
+        };
+        self.retried_below = scope.retried_below();
+        out
+    }
+
+    /// Sleeps on tokio's clock before the next attempt.
+    pub fn sleep(&self, delay: Duration) -> tokio::time::Sleep {
+        tokio::time::sleep(delay)
+    }
+
+    /// Sleeps the thread before the next attempt of a blocking fn; warns once per call site
+    /// when that thread is a tokio runtime's.
+    pub fn sleep_blocking(&self, delay: Duration) {
+        if tokio::runtime::Handle::try_current().is_ok() && self.site.first_blocking_warning() {
+            log::blocking_sleep_in_runtime(self.site.op());
+        }
+        std::thread::sleep(delay);
+    }
+
+    fn fields(&mut self) -> Fields {
+        let policy = self.site.policy();
+        Fields {
+            op: self.site.op(),
+            upstream: policy.breaker.unwrap_or(self.site.op()),
+            call_id: self.call_id(),
+            attempt: self.attempt,
+            max_attempts: policy.attempts,
+        }
+    }
+
+    /// The call's id, assigned (and its span opened) at its first failure.
+    pub(crate) fn call_id(&mut self) -> u64 {
+        if self.call_id == 0 {
+            self.call_id = log::next_call_id();
+            self.span = log::call_span(self.site.op(), self.site.policy().breaker, self.call_id);
+        }
+        self.call_id
+    }
+
+    /// Decides what follows an attempt: return its result, or retry after a delay.
+    ///
+    /// Retries only when the attempt failed, `when` calls the error transient, no nested call
+    /// retried it already, attempts remain, the server's hint is within `max`, the deadline
+    /// leaves room for the sleep, the breaker is not open and the budget grants a token.
+    /// Otherwise the last error is returned as it was.
+    #[inline]
+    pub fn judge<T, W, H>(
+        &mut self,
+        result: Result<T, E>,
+        format: ErrorFormatter<E>,
+        when: &W,
+        retry_after: &H,
+    ) -> Verdict<T, E>
+    where
+        W: Transient<E> + ?Sized,
+        H: RetryHint<E> + ?Sized,
+    {
+        match result {
+            Ok(value) => {
+                self.on_success();
+                Verdict::Return(Ok(value))
+            }
+            Err(error) => self.on_failure(error, format, when, retry_after),
+        }
+    }
+
+    #[inline]
+    fn on_success(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            permit.success();
+        }
+        self.slot = None;
+        self.site.counters().success(self.attempt);
+        self.site.budget().deposit();
+    }
+
+    #[cold]
+    fn on_failure<T, W, H>(
+        &mut self,
+        error: E,
+        format: ErrorFormatter<E>,
+        when: &W,
+        retry_after: &H,
+    ) -> Verdict<T, E>
+    where
+        W: Transient<E> + ?Sized,
+        H: RetryHint<E> + ?Sized,
+    {
+        self.slot = None;
+        let counters = self.site.counters();
+        let fields = self.fields();
+        let described = Described(&error, format);
+        if std::mem::take(&mut self.rejected) {
+            counters.failure(self.attempt, false);
+            counters.rejection();
+            return self.give_up(&fields, error, format, GiveUpReason::BreakerOpen);
+        }
+        counters.failure(self.attempt, true);
+        let timed_out = self.timed_out.take();
+        if timed_out.is_some() {
+            counters.timeout();
+        }
+        let transient = when.is_transient(&error);
+        if let Some(permit) = self.permit.take() {
+            // A permanent error means the downstream answered: it counts as a success.
+            if transient || timed_out.is_some() {
+                permit.failure();
+            } else {
+                permit.success();
+            }
+        }
+        match self.next_delay(transient, timed_out, retry_after, &error) {
+            Ok(delay) => {
+                self.span
+                    .in_scope(|| log::retrying(&fields, described, delay));
+                counters.retry(self.attempt);
+                self.previous_delay = delay;
+                self.last_error = Some(error);
+                Verdict::Retry(delay)
+            }
+            Err(reason) => self.give_up(&fields, error, format, reason),
+        }
+    }
+
+    /// The delay before the next attempt, or why there is none.
+    fn next_delay<H: RetryHint<E> + ?Sized>(
+        &mut self,
+        transient: bool,
+        timed_out: Option<bool>,
+        retry_after: &H,
+        error: &E,
+    ) -> Result<Duration, GiveUpReason> {
+        let site = self.site;
+        let policy = site.policy();
+        if !transient {
+            return Err(GiveUpReason::PermanentError);
+        }
+        if std::mem::take(&mut self.retried_below) {
+            return Err(GiveUpReason::RetriedBelow);
+        }
+        if timed_out == Some(true) {
+            return Err(GiveUpReason::Deadline);
+        }
+        if self.attempt >= policy.attempts {
+            return Err(GiveUpReason::AttemptsExhausted);
+        }
+        let backoff = delay_before_retry(policy, self.attempt);
+        let mut delay = jittered(policy, backoff, self.previous_delay, random_unit());
+        if let Some(hint) = retry_after.retry_after(error) {
+            if hint > policy.max {
+                return Err(GiveUpReason::RetryAfterTooLong);
+            }
+            delay = delay.max(hint);
+        }
+        if let (Some(deadline), Some(started)) = (policy.deadline, self.started) {
+            if started.elapsed().saturating_add(delay) >= deadline {
+                return Err(GiveUpReason::Deadline);
+            }
+        }
+        if let Some(breaker) = site.breaker() {
+            if breaker.is_rejecting() {
+                return Err(GiveUpReason::BreakerOpen);
+            }
+        }
+        let cost = if timed_out.is_some() { 2 } else { 1 };
+        match site.budget().try_withdraw(cost) {
+            Ok(slot) => self.slot = Some(slot),
+            Err(_) => return Err(GiveUpReason::Budget),
+        }
+        Ok(delay)
+    }
+
+    fn give_up<T>(
+        &mut self,
+        fields: &Fields,
+        error: E,
+        format: ErrorFormatter<E>,
+        reason: GiveUpReason,
+    ) -> Verdict<T, E> {
+        self.span
+            .in_scope(|| log::gave_up(fields, Described(&error, format), reason));
+        self.site.counters().give_up(reason);
+        // The enclosing annotated call (if any) must not retry what was retried here.
+        if reason == GiveUpReason::RetriedBelow
+            || (self.attempt > 1 && reason != GiveUpReason::PermanentError)
+        {
+            attempt::mark_retried_below();
+        }
+        Verdict::Return(Err(error))
+    }
+
+    pub(crate) fn log_timeout(&mut self, limit: Duration) {
+        let fields = self.fields();
+        self.span.in_scope(|| log::timed_out(&fields, limit));
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// One attempt of a call without `timeout`, `deadline` or `breaker`: the body, polled
+    /// with the attempt in scope.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Attempt<'a, F, E> {
+        call: &'a mut Call<E>,
+        scope: AttemptScope,
+        #[pin]
+        body: F,
+    }
+}
+
+impl<F: Future, E> Future for Attempt<'_, F, E> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let polled = {
+            let _entered = this.call.span.enter();
+            let body = this.body;
+            this.scope.enter(|| body.poll(cx))
+        };
+        if polled.is_ready() {
+            this.call.retried_below = this.scope.retried_below();
+        }
+        polled
+    }
+}

@@ -1,0 +1,26 @@
+//! The one clock every time-based decision reads: tokio's (so `tokio::time::pause()` makes
+//! tests exact), as nanoseconds since a process-wide origin that fits in an atomic.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+use tokio::time::Instant;
+
+static ORIGIN: OnceLock<Instant> = OnceLock::new();
+
+/// The process-wide origin of [`now_nanos`] (the first time anything asked).
+pub fn origin() -> Instant {
+    *ORIGIN.get_or_init(Instant::now)
+}
+
+/// Nanoseconds from [`origin`] to tokio's `Instant::now()`; never below 1, so that 0 can mean
+/// "never" in an atomic. Saturates instead of going backwards.
+pub fn now_nanos() -> u64 {
+    let origin = origin();
+    let since = Instant::now().saturating_duration_since(origin);
+    (since.as_nanos().min(u64::MAX as u128) as u64).max(1)
+}
+
+/// A duration as whole nanoseconds, saturating at `u64::MAX` (about 584 years).
+pub fn nanos(d: Duration) -> u64 {
+    d.as_nanos().min(u64::MAX as u128) as u64
+}

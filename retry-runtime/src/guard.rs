@@ -1,0 +1,187 @@
+//! The guarded attempt: breaker admission, the per-attempt `timeout` and the call's
+//! `deadline` around one attempt, cancelling (dropping) the attempt the moment a limit passes.
+
+use crate::attempt::AttemptScope;
+use crate::call::Call;
+use crate::error::{FromGuardError, GuardError};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
+
+impl<E> Call<E> {
+    /// The next attempt, for a policy with `timeout`, `deadline` or `breaker`.
+    ///
+    /// Asks the breaker first (refused: no call is made; the first attempt returns
+    /// `GuardError::BreakerOpen`, a later one the last real error). Then runs the body under
+    /// the smaller of `timeout` and what is left of the deadline; when that passes, the body
+    /// is dropped at once, before anything else happens, and the attempt returns
+    /// `GuardError::Timeout` (or `DeadlineExceeded`).
+    #[inline]
+    pub fn guarded_attempt<F, T>(&mut self, body: F) -> Guarded<'_, F, E>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: FromGuardError,
+    {
+        self.attempt += 1;
+        Guarded {
+            scope: AttemptScope::new(self.attempt),
+            call: self,
+            body: Some(body),
+            timer: None,
+            admitted: false,
+            limit: None,
+        }
+    }
+
+    /// The next attempt of a blocking fn with a `breaker` (blocking fns take no `timeout`).
+    pub fn guarded_attempt_blocking<T>(&mut self, body: impl FnOnce() -> Result<T, E>) -> Result<T, E>
+    where
+        E: FromGuardError,
+    {
+        match self.admit() {
+            Err(refused) => {
+                self.attempt += 1;
+                refused
+            }
+            Ok(()) => self.attempt_blocking(body),
+        }
+    }
+
+    /// Asks the breaker (if any) to admit the next attempt.
+    fn admit<T>(&mut self) -> Result<(), Result<T, E>>
+    where
+        E: FromGuardError,
+    {
+        let Some(breaker) = self.site.breaker() else {
+            return Ok(());
+        };
+        match breaker.admit() {
+            Ok(permit) => {
+                self.permit = Some(permit);
+                self.last_error = None;
+                Ok(())
+            }
+            Err(retry_in) => {
+                self.rejected = true;
+                Err(Err(match self.last_error.take() {
+                    Some(last) => last,
+                    None => E::from_guard_error(GuardError::BreakerOpen {
+                        op: self.site.op(),
+                        breaker: breaker.name(),
+                        retry_in,
+                    }),
+                }))
+            }
+        }
+    }
+
+    /// The time this attempt may take, and whether the deadline (not `timeout`) sets it.
+    fn attempt_limit(&self) -> Option<(Duration, bool)> {
+        let policy = self.site.policy();
+        let left = match (policy.deadline, self.started) {
+            (Some(deadline), Some(started)) => {
+                Some(deadline.saturating_sub(Instant::now().saturating_duration_since(started)))
+            }
+            _ => None,
+        };
+        match (policy.timeout, left) {
+            (Some(t), Some(l)) if l < t => Some((l, true)),
+            (Some(t), _) => Some((t, false)),
+            (None, Some(l)) => Some((l, true)),
+            (None, None) => None,
+        }
+    }
+
+    fn limit_error(&self, limit: Duration, by_deadline: bool) -> GuardError {
+        let op = self.site.op();
+        match (by_deadline, self.site.policy().deadline) {
+            (true, Some(deadline)) => GuardError::DeadlineExceeded {
+                op,
+                attempt: self.attempt,
+                deadline,
+            },
+            _ => GuardError::Timeout {
+                op,
+                attempt: self.attempt,
+                after: limit,
+            },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// One attempt under the breaker, `timeout` and `deadline`.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Guarded<'a, F, E> {
+        call: &'a mut Call<E>,
+        scope: AttemptScope,
+        #[pin]
+        body: Option<F>,
+        #[pin]
+        timer: Option<Sleep>,
+        admitted: bool,
+        limit: Option<(Duration, bool)>,
+    }
+}
+
+impl<F, T, E> Future for Guarded<'_, F, E>
+where
+    F: Future<Output = Result<T, E>>,
+    E: FromGuardError,
+{
+    type Output = Result<T, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T, E>> {
+        let mut this = self.project();
+        if !*this.admitted {
+            if let Err(refused) = this.call.admit() {
+                this.body.set(None);
+                return Poll::Ready(refused);
+            }
+            *this.admitted = true;
+            *this.limit = this.call.attempt_limit();
+            if let Some((limit, by_deadline)) = *this.limit {
+                if limit.is_zero() {
+                    this.body.set(None);
+                    this.call.timed_out = Some(by_deadline);
+                    let e = this.call.limit_error(limit, by_deadline);
+                    return Poll::Ready(Err(E::from_guard_error(e)));
+                }
+            }
+        }
+        let Some(body) = this.body.as_mut().as_pin_mut() else {
+            panic!("a guarded attempt was polled after it completed");
+        };
+        let polled = {
+            let _entered = this.call.span.enter();
+            this.scope.enter(|| body.poll(cx))
+        };
+        if polled.is_ready() {
+            this.call.retried_below = this.scope.retried_below();
+            this.body.set(None);
+            return polled;
+        }
+        let Some((limit, by_deadline)) = *this.limit else {
+            return Poll::Pending;
+        };
+        // The timer is created only once the attempt is pending: an attempt that completes on
+        // its first poll costs no timer registration.
+        if this.timer.is_none() {
+            this.timer.set(Some(tokio::time::sleep(limit)));
+        }
+        let timer = this.timer.as_pin_mut().expect("timer was just set");
+        match timer.poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => {
+                // Cancel the stale attempt now, before the log, the delay and the next attempt.
+                this.body.set(None);
+                this.call.timed_out = Some(by_deadline);
+                this.call.log_timeout(limit);
+                let e = this.call.limit_error(limit, by_deadline);
+                Poll::Ready(Err(E::from_guard_error(e)))
+            }
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The attempt logs: one `retry` span per failing call and the `tracing` events for a retry,
+//! a timed-out attempt and a give-up. Field names here are public API (see the README).
+
+use crate::describe::Described;
+use crate::stats::GiveUpReason;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tracing::Span;
+
+/// The `target` of every stormguard event and span.
+pub const TARGET: &str = "stormguard";
+
+static NEXT_CALL_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A process-unique id tying the attempts of one call together (`call_id` field).
+pub(crate) fn next_call_id() -> u64 {
+    NEXT_CALL_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The span of one call, opened at its first failure (the success path opens none).
+pub(crate) fn call_span(op: &'static str, breaker: Option<&'static str>, call_id: u64) -> Span {
+    tracing::info_span!(target: TARGET, "retry", op, breaker, call_id)
+}
+
+/// What every event of one call carries.
+pub(crate) struct Fields {
+    pub op: &'static str,
+    pub upstream: &'static str,
+    pub call_id: u64,
+    pub attempt: u32,
+    pub max_attempts: u32,
+}
+
+pub(crate) fn retrying<E>(f: &Fields, error: Described<'_, E>, delay: Duration) {
+    tracing::warn!(
+        target: TARGET,
+        op = f.op,
+        retry_attempt = f.attempt,
+        max_attempts = f.max_attempts,
+        error = %error,
+        delay_ms = delay.as_millis() as u64,
+        upstream = f.upstream,
+        call_id = f.call_id,
+        "attempt {} of {} failed; retrying in {:?}",
+        f.attempt,
+        f.max_attempts,
+        delay,
+    );
+}
+
+pub(crate) fn gave_up<E>(f: &Fields, error: Described<'_, E>, reason: GiveUpReason) {
+    tracing::error!(
+        target: TARGET,
+        op = f.op,
+        retry_attempt = f.attempt,
+        max_attempts = f.max_attempts,
+        error = %error,
+        upstream = f.upstream,
+        call_id = f.call_id,
+        reason = reason.as_str(),
+        "giving up after attempt {} of {}: {}",
+        f.attempt,
+        f.max_attempts,
+        reason,
+    );
+}
+
+pub(crate) fn timed_out(f: &Fields, timeout: Duration) {
+    tracing::warn!(
+        target: TARGET,
+        op = f.op,
+        retry_attempt = f.attempt,
+        max_attempts = f.max_attempts,
+        timeout_ms = timeout.as_millis() as u64,
+        upstream = f.upstream,
+        call_id = f.call_id,
+        "attempt {} timed out after {:?}; cancelled",
+        f.attempt,
+        timeout,
+    );
+}
+
+pub(crate) fn blocking_sleep_in_runtime(op: &'static str) {
+    tracing::warn!(
+        target: TARGET,
+        op,
+        "#[retry] on the sync fn `{op}` sleeps with std::thread::sleep inside a tokio runtime, \
+         which stalls a worker thread; make the fn `async` to get non-blocking sleeps"
+    );
+}

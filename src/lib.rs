@@ -1,0 +1,152 @@
+//! Safe retries for async Rust, from one attribute.
+//!
+//! A retry with no backoff, no jitter and no limit turns one slow downstream into an outage:
+//! every failure is multiplied by the number of attempts, all clients retry at the same
+//! instant, and the downstream never gets the quiet it needs to recover. `#[retry]` makes the
+//! safe thing the one-line thing: exponential backoff with jitter, async sleeps on tokio's
+//! clock, per-attempt timeouts that really cancel, named circuit breakers, retry budgets that
+//! keep a fleet from multiplying an outage, and structured attempt logs and stats.
+//!
+//! ```
+//! use stormguard::retry;
+//!
+//! #[derive(Debug)]
+//! struct FetchError;
+//! impl std::fmt::Display for FetchError {
+//!     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("503") }
+//! }
+//!
+//! #[retry(attempts = 3, backoff = "exp", base = "100ms", max = "2s", jitter)]
+//! async fn fetch_invoice(id: u32) -> Result<String, FetchError> {
+//!     if stormguard::attempt() < 3 { Err(FetchError) } else { Ok(format!("invoice {id}")) }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! assert_eq!(fetch_invoice(7).await.unwrap(), "invoice 7");
+//! # }
+//! ```
+//!
+//! See [`retry`] for every key, [`breakers!`] and [`budgets!`] for the config blocks, and
+//! [`stats()`] for the in-process counters.
+
+#![warn(missing_docs)]
+
+/// Retries the `async fn` (or blocking fn) it annotates, which must return `Result`.
+///
+/// ```
+/// # #[derive(Debug)] struct E; impl std::fmt::Display for E { fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("e") } }
+/// #[stormguard::retry(attempts = 5, backoff = "linear", base = "50ms", max = "1s", jitter = "equal")]
+/// async fn ping() -> Result<(), E> { Ok(()) }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() { ping().await.unwrap(); }
+/// ```
+///
+/// | key | meaning | default |
+/// |---|---|---|
+/// | `attempts = N` | total calls, the first included (N ≥ 1) | 3 |
+/// | `backoff = "exp" \| "fixed" \| "linear"` | delay before retry k: base·factor^(k-1), base, base·k | "exp" |
+/// | `base = "100ms"` | first delay | 100ms |
+/// | `factor = 2` | growth of "exp" | 2 |
+/// | `max = "2s"` | cap on any one delay | 2s |
+/// | `jitter` / `jitter = "full" \| "equal" \| "decorrelated" \| "none"` | randomisation of each delay | "full" |
+/// | `timeout = "500ms"` | per-attempt limit; the attempt is dropped (cancelled) when it passes | none |
+/// | `deadline = "5s"` | limit on the whole call, attempts and sleeps together | none |
+/// | `when = path` | `fn(&E) -> bool`: is this error transient? | every error |
+/// | `retry_after = path` | `fn(&E) -> Option<Duration>`: the server's hint | none |
+/// | `breaker = "name"` | the named circuit breaker guarding this downstream | none |
+/// | `budget = "name"` | the named retry budget | the breaker's name, else one per call site |
+/// | `name = "…"` | operation name in logs and stats | module path + fn name |
+/// | `crate = "path"` | where this crate lives | `::stormguard` |
+///
+/// `timeout`, `deadline` and `breaker` need `E: From<GuardError>`.
+///
+/// # What it expands to
+///
+/// The fn keeps its signature; its body becomes a `static` call site and a loop:
+///
+/// ```text
+/// static __STORMGUARD_SITE: Site = Site::new(Policy { attempts: 3, … }, "crate::module::fetch");
+/// let mut call = Call::start(&__STORMGUARD_SITE);
+/// loop {
+///     let result: Result<T, E> = call.attempt(async { /* the body, as written */ }).await;
+///     match call.judge(result, /* error formatter */, &when, &retry_after) {
+///         Verdict::Return(r) => return r,
+///         Verdict::Retry(delay) => call.sleep(delay).await,
+///     }
+/// }
+/// ```
+pub use retry_macros::retry;
+
+/// Declares named circuit breakers, once, in a config module of your crate (no init call).
+///
+/// ```
+/// stormguard::breakers! {
+///     payments { consecutive_failures: 5, open_for: "30s" }
+///     search   { failure_rate: 0.5, window: "10s", min_calls: 20, open_for: "5s", half_open_probes: 2 }
+/// }
+/// assert_eq!(stormguard::breaker("payments").config().consecutive_failures, Some(5));
+/// ```
+pub use retry_macros::breakers;
+
+/// Declares named retry budgets, next to the breakers (no init call).
+///
+/// ```
+/// stormguard::budgets! {
+///     payments { capacity: 50, ratio: 0.2, min_per_sec: 2, max_concurrent: 10 }
+/// }
+/// ```
+pub use retry_macros::budgets;
+
+pub use retry_runtime::attempt;
+pub use retry_runtime::breaker::{Breaker, BreakerConfig, BreakerCounts, BreakerState, Window};
+pub use retry_runtime::budget::{Budget, BudgetConfig};
+pub use retry_runtime::error::GuardError;
+pub use retry_runtime::policy::{Backoff, Jitter, Policy};
+pub use retry_runtime::registry::undeclared_breakers;
+pub use retry_runtime::stats::{stats, BreakerStats, BudgetStats, GiveUpReason, OpStats, Stats};
+
+/// The circuit breaker called `name`: the one declared in a [`breakers!`] block, else the one
+/// a call site created with the defaults, else a new one with the defaults (and a warning).
+///
+/// ```
+/// assert_eq!(stormguard::breaker("docs-handle").state(), stormguard::BreakerState::Closed);
+/// ```
+pub fn breaker(name: &str) -> &'static Breaker {
+    match retry_runtime::registry::find_breaker(name) {
+        Some(b) => b,
+        None => retry_runtime::registry::breaker(Box::leak(name.to_owned().into_boxed_str())),
+    }
+}
+
+/// What generated code names. Not public API: it may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use core::option::Option::{None, Some};
+    pub use core::time::Duration;
+    pub use retry_runtime::breaker::{Breaker, BreakerConfig, Window};
+    pub use retry_runtime::budget::{Budget, BudgetConfig};
+    pub use retry_runtime::call::{every_error, no_hint, Call, Verdict};
+    pub use retry_runtime::describe;
+    pub use retry_runtime::linkme;
+    pub use retry_runtime::policy::{Backoff, Jitter, Policy};
+    pub use retry_runtime::registry::{DECLARED_BREAKERS, DECLARED_BUDGETS};
+    pub use retry_runtime::site::Site;
+
+    /// Only names the type `R` for inference; never called.
+    #[inline(always)]
+    pub fn unreachable_output<R>() -> R {
+        unreachable!("stormguard: this branch only pins the attempt's output type")
+    }
+
+    /// Compile-time check that the fn returns a `Result`.
+    #[inline(always)]
+    pub fn returns_result<R: ReturnsResult>() {}
+
+    /// Implemented by `Result<T, E>` (and so by every alias of it).
+    #[diagnostic::on_unimplemented(
+        message = "#[retry] needs a fn that returns `Result<T, E>`, not `{Self}`",
+        label = "not a `Result`",
+        note = "return `Result<T, E>` (or an alias such as `io::Result<T>`) and put the failure in `Err`: the error decides whether to retry"
+    )]
+    pub trait ReturnsResult {}
+    impl<T, E> ReturnsResult for Result<T, E> {}
+}
