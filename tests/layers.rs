@@ -1,0 +1,88 @@
+//! Layered retries do not multiply: when a nested annotated call retried and gave up, the
+//! layers above it return that failure instead of retrying it again.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use stormguard::retry;
+
+#[derive(Debug, PartialEq)]
+struct Down;
+impl std::fmt::Display for Down {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("down")
+    }
+}
+
+static BOTTOM_CALLS: AtomicU32 = AtomicU32::new(0);
+
+#[retry(attempts = 3, base = "10ms", name = "layers.bottom")]
+async fn bottom() -> Result<(), Down> {
+    BOTTOM_CALLS.fetch_add(1, Ordering::SeqCst);
+    Err(Down)
+}
+
+#[retry(attempts = 3, base = "10ms", name = "layers.middle")]
+async fn middle() -> Result<(), Down> {
+    bottom().await
+}
+
+#[retry(attempts = 3, base = "10ms", name = "layers.top")]
+async fn top() -> Result<(), Down> {
+    middle().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn three_layers_of_three_attempts_cost_the_bottom_three_calls_not_27() {
+    for _ in 0..10 {
+        assert_eq!(top().await, Err(Down));
+    }
+    assert_eq!(BOTTOM_CALLS.load(Ordering::SeqCst), 30);
+    let stats = stormguard::stats();
+    let top = stats.operation("layers.top").unwrap();
+    assert_eq!(top.retries, 0);
+    assert_eq!(top.give_ups(stormguard::GiveUpReason::RetriedBelow), 10);
+    assert_eq!(stats.operation("layers.bottom").unwrap().retries, 20);
+}
+
+static OUTER_ONLY_CALLS: AtomicU32 = AtomicU32::new(0);
+
+#[retry(attempts = 1, name = "layers.inner_without_retries")]
+async fn inner_without_retries() -> Result<(), Down> {
+    OUTER_ONLY_CALLS.fetch_add(1, Ordering::SeqCst);
+    Err(Down)
+}
+
+#[retry(attempts = 3, base = "10ms", name = "layers.outer_retries")]
+async fn outer_retries() -> Result<(), Down> {
+    inner_without_retries().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_inner_call_that_did_not_retry_leaves_the_retry_to_the_outer_one() {
+    assert_eq!(outer_retries().await, Err(Down));
+    assert_eq!(OUTER_ONLY_CALLS.load(Ordering::SeqCst), 3);
+}
+
+static SEQUENTIAL: AtomicU32 = AtomicU32::new(0);
+
+#[retry(attempts = 2, base = "10ms", name = "layers.flaky_inner")]
+async fn flaky_inner() -> Result<u32, Down> {
+    let n = SEQUENTIAL.fetch_add(1, Ordering::SeqCst);
+    if n == 0 {
+        Err(Down)
+    } else {
+        Ok(n)
+    }
+}
+
+#[retry(attempts = 3, base = "10ms", name = "layers.outer_of_flaky")]
+async fn outer_of_flaky() -> Result<u32, Down> {
+    flaky_inner().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_inner_retry_that_succeeds_is_invisible_to_the_outer_call() {
+    assert_eq!(outer_of_flaky().await, Ok(1));
+    let stats = stormguard::stats();
+    assert_eq!(stats.operation("layers.outer_of_flaky").unwrap().retries, 0);
+    assert_eq!(stats.operation("layers.flaky_inner").unwrap().retry_successes, 1);
+}
