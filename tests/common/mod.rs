@@ -42,10 +42,45 @@ impl Recorder {
             .filter(|e| e.get(key) == Some(value))
             .collect()
     }
-    /// Installs it as the default subscriber of the current thread.
-    pub fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let subscriber = tracing_subscriber::registry().with(self.clone());
-        tracing::subscriber::set_default(subscriber)
+    /// Records the events of the current thread until the guard drops.
+    ///
+    /// One global subscriber routes each event to the recorder of the thread that emitted it:
+    /// a per-thread `set_default` races with callsite registration in tracing when tests run
+    /// in parallel, and then silently drops events.
+    pub fn install(&self) -> Installed {
+        static GLOBAL: std::sync::Once = std::sync::Once::new();
+        GLOBAL.call_once(|| {
+            let subscriber = tracing_subscriber::registry().with(Router);
+            tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
+        });
+        CURRENT.with(|c| *c.borrow_mut() = Some(self.clone()));
+        Installed(())
+    }
+}
+
+thread_local! {
+    static CURRENT: std::cell::RefCell<Option<Recorder>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Stops the recording of the current thread when dropped.
+pub struct Installed(());
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        CURRENT.with(|c| *c.borrow_mut() = None);
+    }
+}
+
+struct Router;
+
+impl<S> Layer<S> for Router
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
+        if let Some(rec) = CURRENT.with(|c| c.borrow().clone()) {
+            rec.record(event, ctx);
+        }
     }
 }
 
@@ -66,11 +101,11 @@ impl Visit for Fields<'_> {
     }
 }
 
-impl<S> Layer<S> for Recorder
-where
-    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-{
-    fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
+impl Recorder {
+    fn record<S>(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>)
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
         let mut fields = BTreeMap::new();
         event.record(&mut Fields(&mut fields));
         let span_names = ctx
