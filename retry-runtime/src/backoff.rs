@@ -34,11 +34,12 @@ fn exponential(base: Duration, factor: f64, n: u32, cap: Duration) -> Duration {
     } else {
         1.0
     };
-    if base.is_zero() || n == 0 {
+    if base.is_zero() || n == 0 || factor == 1.0 {
         return base;
     }
     // Exact integer arithmetic for integral factors keeps whole-millisecond delays exact.
     if factor.fract() == 0.0 && factor <= u32::MAX as f64 {
+        // f ≥ 2 here, so the loop reaches the cap (at most ~2^64 ns) within 64 rounds.
         let f = factor as u32;
         let mut d = base;
         for _ in 0..n {
