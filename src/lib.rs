@@ -117,6 +117,16 @@ pub fn breaker(name: &str) -> &'static Breaker {
     }
 }
 
+/// Seeds the jitter generator of the current thread, so that a simulation or a test on a
+/// current-thread runtime draws the same delays on every run.
+///
+/// ```
+/// stormguard::seed_jitter(42);
+/// ```
+pub fn seed_jitter(seed: u64) {
+    retry_runtime::jitter::seed(seed);
+}
+
 /// What generated code names. Not public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
@@ -150,3 +160,7 @@ pub mod __private {
     pub trait ReturnsResult {}
     impl<T, E> ReturnsResult for Result<T, E> {}
 }
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -19,41 +19,46 @@ pub fn expand(args: &Args, mut item: ItemFn, ret: &Type) -> TokenStream {
     let format = Ident::new("__stormguard_format", Span::mixed_site());
     let returned = Ident::new("__stormguard_return", Span::mixed_site());
     let delay = Ident::new("__stormguard_delay", Span::mixed_site());
+    // A `when`/`retry_after` fn of the wrong signature is reported at the user's path.
     let when = match &args.when {
-        Some(when) => quote!(#when),
-        None => quote!(#private::every_error),
+        Some(when) => quote_spanned!(syn::spanned::Spanned::span(when)=> &#when),
+        None => quote!(&#private::every_error),
     };
     let retry_after = match &args.retry_after {
-        Some(hint) => quote!(#hint),
-        None => quote!(#private::no_hint),
+        Some(hint) => quote_spanned!(syn::spanned::Spanned::span(hint)=> &#hint),
+        None => quote!(&#private::no_hint),
     };
     let guarded = args.timeout.is_some() || args.deadline.is_some() || args.breaker.is_some();
     let body: &Block = &item.block;
     let is_async = item.sig.asyncness.is_some();
     // Each attempt is the user's block, unchanged, with its output pinned to the declared
     // return type (so `?` and `return` end the attempt, and a type error shows once, at the
-    // user's expression).
+    // user's expression). A guarded attempt needs `E: From<GuardError>`: its call and `.await`
+    // are located on the fn's error type, so that a missing impl is reported once, there
+    // (`mixed_site` like the binding it names, so that rustc keeps that location).
+    let at = Span::mixed_site().located_at(error_type_span(ret));
+    let call_at = Ident::new("__stormguard_call", at);
     let run_attempt = if is_async {
-        let method = if guarded {
-            quote!(guarded_attempt)
-        } else {
-            quote!(attempt)
-        };
-        quote! {
-            #call.#method(async {
+        let attempt = quote! {
+            async {
                 if false {
                     return #private::unreachable_output::<#ret>();
                 }
                 #body
-            }).await
+            }
+        };
+        if guarded {
+            quote_spanned!(at=> #call_at.guarded_attempt(#attempt).await)
+        } else {
+            quote!(#call.attempt(#attempt).await)
         }
     } else {
-        let method = if guarded {
-            quote!(guarded_attempt_blocking)
+        let attempt = quote!(|| -> #ret #body);
+        if guarded {
+            quote_spanned!(at=> #call_at.guarded_attempt_blocking(#attempt))
         } else {
-            quote!(attempt_blocking)
-        };
-        quote!(#call.#method(|| -> #ret #body))
+            quote!(#call.attempt_blocking(#attempt))
+        }
     };
     let sleep = if is_async {
         quote!(#call.sleep(#delay).await)
@@ -73,14 +78,28 @@ pub fn expand(args: &Args, mut item: ItemFn, ret: &Type) -> TokenStream {
                 use #private::describe::{ViaDebug as _, ViaDisplay as _, ViaTypeName as _};
                 (&&&#private::describe::ErrorKind::of(&#result)).formatter()
             };
-            match #call.judge(#result, #format, &#when, &#retry_after) {
+            match #call.judge(#result, #format, #when, #retry_after) {
                 #private::Verdict::Return(#returned) => return #returned,
                 #private::Verdict::Retry(#delay) => #sleep,
             }
         }
     }};
-    item.block = Box::new(new_body);
+    *item.block = new_body;
     quote!(#item)
+}
+
+/// The error type `E` of a written `…Result<T, E>`, else the whole return type.
+fn error_type_span(ret: &Type) -> Span {
+    if let Type::Path(p) = ret {
+        if let Some(syn::PathArguments::AngleBracketed(args)) =
+            p.path.segments.last().map(|s| &s.arguments)
+        {
+            if let (2, Some(syn::GenericArgument::Type(e))) = (args.args.len(), args.args.last()) {
+                return syn::spanned::Spanned::span(e);
+            }
+        }
+    }
+    syn::spanned::Spanned::span(ret)
 }
 
 /// `static __STORMGUARD_SITE: Site = Site::new(Policy { … }, "op");`

@@ -6,6 +6,7 @@ use crate::backoff::delay_before_retry;
 use crate::breaker::Permit;
 use crate::budget::RetrySlot;
 use crate::describe::{Described, ErrorFormatter};
+use crate::export;
 use crate::jitter::{jittered, random_unit};
 use crate::log::{self, Fields};
 use crate::site::Site;
@@ -216,7 +217,7 @@ impl<E> Call<E> {
             permit.success();
         }
         self.slot = None;
-        self.site.counters().success(self.attempt);
+        self.site.record_success(self.attempt);
         self.site.budget().deposit();
     }
 
@@ -236,13 +237,16 @@ impl<E> Call<E> {
         let counters = self.site.counters();
         let fields = self.fields();
         let described = Described(&error, format);
+        let op = self.site.op();
         if std::mem::take(&mut self.rejected) {
             counters.failure(self.attempt, false);
             counters.rejection();
+            export::rejection(op, self.site.policy().breaker.unwrap_or(""), self.attempt);
             return self.give_up(&fields, error, format, GiveUpReason::BreakerOpen);
         }
         counters.failure(self.attempt, true);
         let timed_out = self.timed_out.take();
+        export::failure(op, self.attempt, timed_out.is_some());
         if timed_out.is_some() {
             counters.timeout();
         }
@@ -260,6 +264,7 @@ impl<E> Call<E> {
                 self.span
                     .in_scope(|| log::retrying(&fields, described, delay));
                 counters.retry(self.attempt);
+                export::retry(op);
                 self.previous_delay = delay;
                 self.last_error = Some(error);
                 Verdict::Retry(delay)
@@ -309,7 +314,10 @@ impl<E> Call<E> {
             }
         }
         let cost = if timed_out.is_some() { 2 } else { 1 };
-        match site.budget().try_withdraw(cost) {
+        let budget = site.budget();
+        let granted = budget.try_withdraw(cost);
+        export::budget_tokens(budget.name(), budget.tokens());
+        match granted {
             Ok(slot) => self.slot = Some(slot),
             Err(_) => return Err(GiveUpReason::Budget),
         }
@@ -326,6 +334,10 @@ impl<E> Call<E> {
         self.span
             .in_scope(|| log::gave_up(fields, Described(&error, format), reason));
         self.site.counters().give_up(reason);
+        export::give_up(self.site.op(), reason);
+        if self.attempt > 1 {
+            self.site.record_retried_give_up();
+        }
         // The enclosing annotated call (if any) must not retry what was retried here.
         if reason == GiveUpReason::RetriedBelow
             || (self.attempt > 1 && reason != GiveUpReason::PermanentError)

@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod alert;
 pub mod attempt;
 pub mod backoff;
 #[path = "breaker_stub.rs"]
@@ -15,6 +16,7 @@ pub mod call;
 pub mod clock;
 pub mod describe;
 pub mod error;
+pub mod export;
 pub mod guard;
 pub mod jitter;
 pub mod log;
@@ -23,6 +25,7 @@ pub mod registry;
 pub mod site;
 pub mod stats;
 
+pub use alert::set_retry_success_alert;
 pub use attempt::attempt;
 pub use breaker::{Breaker, BreakerConfig, BreakerState, Window};
 pub use budget::{Budget, BudgetConfig};
@@ -31,7 +34,7 @@ pub use error::{FromGuardError, GuardError};
 pub use policy::{Backoff, Jitter, Policy};
 pub use registry::{find_breaker, undeclared_breakers};
 pub use site::Site;
-pub use stats::{stats, GiveUpReason, OpStats, Stats};
+pub use stats::{stats, GiveUpReason, GiveUps, OpStats, Stats};
 
 #[doc(hidden)]
 pub use linkme;

@@ -1,6 +1,7 @@
 //! One `#[retry]` call site: its `static` policy, operation name, counters and own budget,
 //! and the breaker and named budget it resolves once, on first use.
 
+use crate::alert::AlertWindow;
 use crate::breaker::Breaker;
 use crate::budget::{Budget, BudgetConfig};
 use crate::policy::Policy;
@@ -26,6 +27,9 @@ pub struct Site {
     breaker: OnceLock<Option<&'static Breaker>>,
     registered: AtomicBool,
     warned_blocking: AtomicBool,
+    alert: AlertWindow,
+    #[cfg(feature = "metrics")]
+    metrics: OnceLock<crate::export::SiteMetrics>,
 }
 
 impl Site {
@@ -40,6 +44,9 @@ impl Site {
             breaker: OnceLock::new(),
             registered: AtomicBool::new(false),
             warned_blocking: AtomicBool::new(false),
+            alert: AlertWindow::new(),
+            #[cfg(feature = "metrics")]
+            metrics: OnceLock::new(),
         }
     }
 
@@ -53,6 +60,25 @@ impl Site {
     #[inline]
     pub fn op(&self) -> &'static str {
         self.op
+    }
+
+    /// Counts a successful call (the success path: one atomic add, plus the metrics handles
+    /// with feature `metrics`).
+    #[inline]
+    pub(crate) fn record_success(&'static self, attempt: u32) {
+        self.counters.success(attempt);
+        #[cfg(feature = "metrics")]
+        self.metrics
+            .get_or_init(|| crate::export::SiteMetrics::new(self.op))
+            .success(attempt);
+        if attempt > 1 {
+            self.alert.record(self.op, true);
+        }
+    }
+
+    /// A call that retried gave up.
+    pub(crate) fn record_retried_give_up(&self) {
+        self.alert.record(self.op, false);
     }
 
     /// Its counters.

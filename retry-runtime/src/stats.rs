@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Why a call stopped retrying and returned its last error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum GiveUpReason {
     /// Every attempt was used.
@@ -136,7 +137,7 @@ impl OpCounters {
         s.first_try_successes += first_ok;
         s.retry_successes += retry_ok;
         for r in GiveUpReason::ALL {
-            s.give_ups[r.index()] += self.give_ups[r.index()].load(Relaxed);
+            *s.give_ups.slot(r) += self.give_ups[r.index()].load(Relaxed);
         }
         s.timeouts += self.timeouts.load(Relaxed);
         s.rejections += self.rejections.load(Relaxed);
@@ -149,8 +150,49 @@ impl Default for OpCounters {
     }
 }
 
+/// Give-ups of one operation, by reason (see [`GiveUpReason`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct GiveUps {
+    /// Every attempt was used.
+    pub attempts_exhausted: u64,
+    /// `when` called the error permanent.
+    pub permanent_error: u64,
+    /// The retry budget refused.
+    pub budget_exhausted: u64,
+    /// The deadline left no room.
+    pub deadline: u64,
+    /// The breaker was open.
+    pub breaker_open: u64,
+    /// The server asked for a delay above `max`.
+    pub retry_after_too_long: u64,
+    /// A nested call already retried the failure.
+    pub retried_below: u64,
+}
+
+impl GiveUps {
+    /// The count for `reason`.
+    pub fn get(&self, reason: GiveUpReason) -> u64 {
+        let mut copy = *self;
+        *copy.slot(reason)
+    }
+
+    fn slot(&mut self, reason: GiveUpReason) -> &mut u64 {
+        match reason {
+            GiveUpReason::AttemptsExhausted => &mut self.attempts_exhausted,
+            GiveUpReason::PermanentError => &mut self.permanent_error,
+            GiveUpReason::Budget => &mut self.budget_exhausted,
+            GiveUpReason::Deadline => &mut self.deadline,
+            GiveUpReason::BreakerOpen => &mut self.breaker_open,
+            GiveUpReason::RetryAfterTooLong => &mut self.retry_after_too_long,
+            GiveUpReason::RetriedBelow => &mut self.retried_below,
+        }
+    }
+}
+
 /// A snapshot of one operation's counters (all call sites sharing its name, summed).
 #[derive(Clone, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct OpStats {
     /// Operation name (`name = "…"`, else module path and fn name).
     pub op: &'static str,
@@ -166,7 +208,8 @@ pub struct OpStats {
     pub first_try_successes: u64,
     /// Calls that succeeded after one or more retries.
     pub retry_successes: u64,
-    give_ups: [u64; 7],
+    /// Calls that gave up, by reason.
+    pub give_ups: GiveUps,
     /// Attempts cancelled by their timeout.
     pub timeouts: u64,
     /// Attempts refused by an open breaker.
@@ -176,12 +219,12 @@ pub struct OpStats {
 impl OpStats {
     /// Calls that gave up for `reason`.
     pub fn give_ups(&self, reason: GiveUpReason) -> u64 {
-        self.give_ups[reason.index()]
+        self.give_ups.get(reason)
     }
 
     /// Calls that gave up, for any reason.
     pub fn total_give_ups(&self) -> u64 {
-        self.give_ups.iter().sum()
+        GiveUpReason::ALL.iter().map(|r| self.give_ups.get(*r)).sum()
     }
 
     /// Of the calls that retried, the share that ended in success: the number to alert on
@@ -206,6 +249,7 @@ impl OpStats {
 
 /// A circuit breaker as seen by [`stats()`].
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct BreakerStats {
     /// Breaker name.
     pub breaker: &'static str,
@@ -219,6 +263,7 @@ pub struct BreakerStats {
 
 /// A retry budget as seen by [`stats()`].
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct BudgetStats {
     /// Budget name (empty for a call site's own budget, which shows under its operation).
     pub budget: &'static str,
@@ -232,6 +277,7 @@ pub struct BudgetStats {
 
 /// Everything [`stats()`] saw, at one moment.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Stats {
     /// One entry per operation name, sorted by name.
     pub operations: Vec<OpStats>,

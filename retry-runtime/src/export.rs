@@ -1,0 +1,112 @@
+//! Export of the counters through the `metrics` facade (feature `metrics`), so any exporter
+//! (Prometheus, OpenTelemetry, …) can scrape them. Metric names and labels are public API.
+//!
+//! | metric | kind | labels |
+//! |---|---|---|
+//! | `stormguard_calls_total` | counter | `op` |
+//! | `stormguard_attempts_total` | counter | `op`, `outcome` = `success` \| `failure` \| `timeout` |
+//! | `stormguard_retries_total` | counter | `op` |
+//! | `stormguard_retry_successes_total` | counter | `op` |
+//! | `stormguard_giveups_total` | counter | `op`, `reason` |
+//! | `stormguard_rejections_total` | counter | `op`, `breaker` |
+//! | `stormguard_breaker_state` | gauge: 0 closed, 1 open, 2 half-open | `breaker` |
+//! | `stormguard_budget_tokens` | gauge | `budget` (empty: the call site's own) |
+//!
+//! Handles for the success path are registered at a call site's first use: install the
+//! recorder before the first annotated call.
+
+#[cfg(feature = "metrics")]
+mod enabled {
+    use crate::breaker::BreakerState;
+    use crate::stats::GiveUpReason;
+    use metrics::{counter, gauge, Counter};
+
+    /// The success-path handles of one call site.
+    #[derive(Debug)]
+    pub struct SiteMetrics {
+        calls: Counter,
+        successes: Counter,
+        retry_successes: Counter,
+    }
+
+    impl SiteMetrics {
+        pub fn new(op: &'static str) -> Self {
+            SiteMetrics {
+                calls: counter!("stormguard_calls_total", "op" => op),
+                successes: counter!("stormguard_attempts_total", "op" => op, "outcome" => "success"),
+                retry_successes: counter!("stormguard_retry_successes_total", "op" => op),
+            }
+        }
+        #[inline]
+        pub fn success(&self, attempt: u32) {
+            self.successes.increment(1);
+            if attempt <= 1 {
+                self.calls.increment(1);
+            } else {
+                self.retry_successes.increment(1);
+            }
+        }
+    }
+
+    pub fn failure(op: &'static str, attempt: u32, timed_out: bool) {
+        if attempt <= 1 {
+            counter!("stormguard_calls_total", "op" => op).increment(1);
+        }
+        let outcome = if timed_out { "timeout" } else { "failure" };
+        counter!("stormguard_attempts_total", "op" => op, "outcome" => outcome).increment(1);
+    }
+    pub fn rejection(op: &'static str, breaker: &'static str, attempt: u32) {
+        if attempt <= 1 {
+            counter!("stormguard_calls_total", "op" => op).increment(1);
+        }
+        counter!("stormguard_rejections_total", "op" => op, "breaker" => breaker).increment(1);
+    }
+    pub fn retry(op: &'static str) {
+        counter!("stormguard_retries_total", "op" => op).increment(1);
+    }
+    pub fn give_up(op: &'static str, reason: GiveUpReason) {
+        counter!("stormguard_giveups_total", "op" => op, "reason" => reason.as_str()).increment(1);
+    }
+    pub fn breaker_state(breaker: &'static str, state: BreakerState) {
+        let value = match state {
+            BreakerState::Closed => 0.0,
+            BreakerState::Open => 1.0,
+            BreakerState::HalfOpen => 2.0,
+        };
+        gauge!("stormguard_breaker_state", "breaker" => breaker).set(value);
+    }
+    pub fn budget_tokens(budget: &'static str, tokens: f64) {
+        gauge!("stormguard_budget_tokens", "budget" => budget).set(tokens);
+    }
+}
+
+#[cfg(not(feature = "metrics"))]
+#[allow(missing_docs, clippy::missing_const_for_fn)]
+mod enabled {
+    use crate::breaker::BreakerState;
+    use crate::stats::GiveUpReason;
+
+    #[derive(Debug)]
+    pub struct SiteMetrics;
+    impl SiteMetrics {
+        pub fn new(_: &'static str) -> Self {
+            SiteMetrics
+        }
+        #[inline(always)]
+        pub fn success(&self, _: u32) {}
+    }
+    #[inline(always)]
+    pub fn failure(_: &'static str, _: u32, _: bool) {}
+    #[inline(always)]
+    pub fn rejection(_: &'static str, _: &'static str, _: u32) {}
+    #[inline(always)]
+    pub fn retry(_: &'static str) {}
+    #[inline(always)]
+    pub fn give_up(_: &'static str, _: GiveUpReason) {}
+    #[inline(always)]
+    pub fn breaker_state(_: &'static str, _: BreakerState) {}
+    #[inline(always)]
+    pub fn budget_tokens(_: &'static str, _: f64) {}
+}
+
+pub(crate) use enabled::*;
