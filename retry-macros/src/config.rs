@@ -37,6 +37,13 @@ impl Kind {
             Kind::Budgets => "budgets!",
         }
     }
+    /// A well-formed entry, for syntax errors.
+    pub fn example_entry(self) -> &'static str {
+        match self {
+            Kind::Breakers => "payments { consecutive_failures: 5, open_for: \"30s\" }",
+            Kind::Budgets => "payments { capacity: 100, ratio: 0.1 }",
+        }
+    }
 }
 
 /// One `name { key: value, … }` entry, its values as written.
@@ -94,7 +101,7 @@ fn number(key: &Ident, lit: &Lit) -> syn::Result<f64> {
         Lit::Float(f) => f.base10_parse::<f64>(),
         _ => Err(syn::Error::new(
             lit.span(),
-            format!("`{key}` takes a number: write `{key}: {}`", example(&key.to_string())),
+            format!("`{key}` takes a number: write {}", example(&key.to_string())),
         )),
     }
 }
@@ -105,14 +112,14 @@ fn count(key: &Ident, lit: &Lit, min: u64) -> syn::Result<u64> {
         _ => {
             return Err(syn::Error::new(
                 lit.span(),
-                format!("`{key}` takes a whole number: write `{key}: {}`", example(&key.to_string())),
+                format!("`{key}` takes a whole number: write {}", example(&key.to_string())),
             ))
         }
     };
     if n < min || n > u32::MAX as u64 {
         return Err(syn::Error::new(
             lit.span(),
-            format!("`{key}` must be at least {min}: write `{key}: {}`", example(&key.to_string())),
+            format!("`{key}` must be at least {min}: write {}", example(&key.to_string())),
         ));
     }
     Ok(n)
@@ -126,32 +133,33 @@ fn duration_of(key: &Ident, lit: &Lit) -> syn::Result<u64> {
             if nanos == 0 {
                 return Err(syn::Error::new(
                     s.span(),
-                    format!("`{key}` must be longer than zero: write `{key}: {}`", example(&key.to_string())),
+                    format!("`{key}` must be longer than zero: write {}", example(&key.to_string())),
                 ));
             }
             Ok(nanos)
         }
         _ => Err(syn::Error::new(
             lit.span(),
-            format!("`{key}` takes a duration string: write `{key}: {}`", example(&key.to_string())),
+            format!("`{key}` takes a duration string: write {}", example(&key.to_string())),
         )),
     }
 }
 
+/// How to write `key` correctly.
 fn example(key: &str) -> &'static str {
     match key {
-        "consecutive_failures" => "5",
-        "failure_rate" => "0.5",
-        "window" => "\"10s\"` (a time window) or `window: 100` (the last 100 calls",
-        "min_calls" => "20",
-        "open_for" => "\"5s\"",
-        "open_max" => "\"300s\"",
-        "half_open_probes" => "1",
-        "capacity" => "100",
-        "ratio" => "0.1",
-        "min_per_sec" => "1",
-        "max_concurrent" => "50",
-        _ => "…",
+        "consecutive_failures" => "`consecutive_failures: 5`",
+        "failure_rate" => "`failure_rate: 0.5`",
+        "window" => "`window: \"10s\"` (a time window) or `window: 100` (the last 100 calls)",
+        "min_calls" => "`min_calls: 20`",
+        "open_for" => "`open_for: \"5s\"`",
+        "open_max" => "`open_max: \"300s\"`",
+        "half_open_probes" => "`half_open_probes: 1`",
+        "capacity" => "`capacity: 100`",
+        "ratio" => "`ratio: 0.1`",
+        "min_per_sec" => "`min_per_sec: 1`",
+        "max_concurrent" => "`max_concurrent: 50`",
+        _ => "`key: value`",
     }
 }
 
@@ -170,7 +178,7 @@ pub fn expand(kind: Kind, block: Block) -> Result<TokenStream, Vec<syn::Error>> 
         if names.contains(&name) {
             errors.push(syn::Error::new(
                 entry.name.span(),
-                format!("`{name}` is declared twice in this {}; merge the two entries into one", kind.macro_name()),
+                format!("`{name}` is declared twice in this `{}` block; merge the two entries into one", kind.macro_name()),
             ));
             continue;
         }
@@ -257,7 +265,7 @@ fn entry_tokens(kind: Kind, entry: &Entry, name: &str, p: &TokenStream) -> Resul
                 };
                 Err(syn::Error::new(
                     key.span(),
-                    format!("unknown {} key `{k}`; {hint}the keys are {}", kind.macro_name(), suggest::one_of(keys)),
+                    format!("unknown `{}` key `{k}`; {hint}the keys are {}", kind.macro_name(), suggest::one_of(keys)),
                 ))
             }
         };

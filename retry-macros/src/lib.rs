@@ -63,7 +63,7 @@ fn config_block(kind: config::Kind, input: TokenStream) -> TokenStream {
         Err(e) => {
             let e = syn::Error::new(
                 e.span(),
-                format!("{e}; write entries like `payments {{ consecutive_failures: 5, open_for: \"30s\" }}`"),
+                format!("{e}; write entries like `{}`", kind.example_entry()),
             );
             return e.to_compile_error().into();
         }

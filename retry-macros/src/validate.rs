@@ -77,8 +77,8 @@ pub fn result_type(item: &ItemFn) -> syn::Result<&Type> {
         }
     };
     let not_result = |what: &str| {
-        Err(syn::Error::new(
-            ty.span(),
+        Err(syn::Error::new_spanned(
+            ty,
             format!("#[retry] needs a fn that returns `Result<T, E>`, and {what} is not one; return `Result<T, E>` (or an alias such as `io::Result<T>`) and put the failure in `Err`"),
         ))
     };

@@ -1,0 +1,5 @@
+stormguard::budgets! {
+    payments { capacity: 100, ratio: "10%" }
+}
+
+fn main() {}
