@@ -102,7 +102,10 @@ pub use retry_runtime::budget::{Budget, BudgetConfig};
 pub use retry_runtime::error::GuardError;
 pub use retry_runtime::policy::{Backoff, Jitter, Policy};
 pub use retry_runtime::registry::undeclared_breakers;
-pub use retry_runtime::stats::{stats, BreakerStats, BudgetStats, GiveUpReason, OpStats, Stats};
+pub use retry_runtime::alert::set_retry_success_alert;
+pub use retry_runtime::stats::{
+    stats, BreakerStats, BudgetStats, GiveUpReason, GiveUps, OpStats, Stats,
+};
 
 /// The circuit breaker called `name`: the one declared in a [`breakers!`] block, else the one
 /// a call site created with the defaults, else a new one with the defaults (and a warning).

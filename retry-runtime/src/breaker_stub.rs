@@ -1,6 +1,7 @@
 #![allow(missing_docs)]
 use std::time::Duration;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum BreakerState { Closed, Open, HalfOpen }
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Window { Time(Duration), Calls(u32) }
@@ -20,6 +21,7 @@ impl Breaker {
     pub fn counts(&self) -> BreakerCounts { BreakerCounts::default() }
 }
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct BreakerCounts { pub successes: u64, pub failures: u64, pub rejections: u64, pub opened: u64, pub consecutive_failures: u32 }
 #[derive(Debug)]
 pub struct Permit { b: &'static Breaker }
