@@ -57,7 +57,8 @@
 /// | `name = "…"` | operation name in logs and stats | module path + fn name |
 /// | `crate = "path"` | where this crate lives | `::stormguard` |
 ///
-/// `timeout`, `deadline` and `breaker` need `E: From<GuardError>`.
+/// `timeout`, `deadline` and `breaker` need `E: From<GuardError>` (on a blocking fn, which
+/// takes no `timeout`, `deadline` only limits the sleeps and needs nothing).
 ///
 /// # What it expands to
 ///
@@ -96,13 +97,13 @@ pub use retry_macros::breakers;
 /// ```
 pub use retry_macros::budgets;
 
+pub use retry_runtime::alert::set_retry_success_alert;
 pub use retry_runtime::attempt;
 pub use retry_runtime::breaker::{Breaker, BreakerConfig, BreakerCounts, BreakerState, Window};
 pub use retry_runtime::budget::{Budget, BudgetConfig};
 pub use retry_runtime::error::GuardError;
 pub use retry_runtime::policy::{Backoff, Jitter, Policy};
 pub use retry_runtime::registry::undeclared_breakers;
-pub use retry_runtime::alert::set_retry_success_alert;
 pub use retry_runtime::stats::{
     stats, BreakerStats, BudgetStats, GiveUpReason, GiveUps, OpStats, Stats,
 };

@@ -28,9 +28,12 @@ pub fn expand(args: &Args, mut item: ItemFn, ret: &Type) -> TokenStream {
         Some(hint) => quote_spanned!(syn::spanned::Spanned::span(hint)=> &#hint),
         None => quote!(&#private::no_hint),
     };
-    let guarded = args.timeout.is_some() || args.deadline.is_some() || args.breaker.is_some();
-    let body: &Block = &item.block;
     let is_async = item.sig.asyncness.is_some();
+    // Only a guard that can end an attempt needs the user's error type to hold a GuardError:
+    // a blocking fn cannot be cut off, so there its deadline only limits the sleeps.
+    let guarded = args.breaker.is_some()
+        || (is_async && (args.timeout.is_some() || args.deadline.is_some()));
+    let body: &Block = &item.block;
     // Each attempt is the user's block, unchanged, with its output pinned to the declared
     // return type (so `?` and `return` end the attempt, and a type error shows once, at the
     // user's expression). A guarded attempt needs `E: From<GuardError>`: its call and `.await`
@@ -105,7 +108,11 @@ fn error_type_span(ret: &Type) -> Span {
 /// `static __STORMGUARD_SITE: Site = Site::new(Policy { … }, "op");`
 fn site(args: &Args, item: &ItemFn, private: &TokenStream) -> TokenStream {
     let attempts = Literal::u32_suffixed(args.attempts.as_ref().map_or(3, |a| a.value));
-    let backoff = match args.backoff.as_ref().map_or(BackoffKind::Exponential, |b| b.value) {
+    let backoff = match args
+        .backoff
+        .as_ref()
+        .map_or(BackoffKind::Exponential, |b| b.value)
+    {
         BackoffKind::Exponential => {
             let factor = Literal::f64_suffixed(args.factor.as_ref().map_or(2.0, |f| f.value));
             quote!(#private::Backoff::Exponential { factor: #factor })
