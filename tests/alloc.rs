@@ -37,7 +37,13 @@ async fn defaults(x: u64) -> Result<u64, E> {
     Ok(x + 1)
 }
 
-#[retry(attempts = 5, backoff = "linear", jitter = "decorrelated", budget = "alloc-budget", deadline = "5s")]
+#[retry(
+    attempts = 5,
+    backoff = "linear",
+    jitter = "decorrelated",
+    budget = "alloc-budget",
+    deadline = "5s"
+)]
 async fn named_budget_and_deadline(x: u64) -> Result<u64, std::io::Error> {
     Ok(x * 2)
 }
@@ -69,10 +75,16 @@ fn allocations_during(mut f: impl FnMut()) -> usize {
 fn the_success_path_allocates_nothing() {
     // One runtime context for the deadline's clock read (tokio's clock outside a runtime
     // reads the std clock, which does not allocate either).
-    assert_eq!(allocations_during(|| assert_eq!(now(defaults(1)).unwrap(), 2)), 0);
+    assert_eq!(
+        allocations_during(|| assert_eq!(now(defaults(1)).unwrap(), 2)),
+        0
+    );
     assert_eq!(
         allocations_during(|| assert_eq!(now(named_budget_and_deadline(2)).unwrap(), 4)),
         0
     );
-    assert_eq!(allocations_during(|| assert_eq!(blocking(3).unwrap(), 3)), 0);
+    assert_eq!(
+        allocations_during(|| assert_eq!(blocking(3).unwrap(), 3)),
+        0
+    );
 }

@@ -40,7 +40,13 @@ impl Clock {
 }
 
 static EXP: Clock = Clock::new();
-#[retry(attempts = 5, backoff = "exp", base = "100ms", max = "2s", jitter = "none")]
+#[retry(
+    attempts = 5,
+    backoff = "exp",
+    base = "100ms",
+    max = "2s",
+    jitter = "none"
+)]
 async fn always_fails_exp() -> Result<(), Boom> {
     EXP.mark();
     Err(Boom(stormguard::attempt()))
@@ -111,7 +117,10 @@ async fn full_jitter_by_default_stays_within_the_backoff_and_max() {
     for (gap, bound) in gaps.iter().zip(bounds) {
         assert!(*gap <= bound, "gap {gap} above {bound}: {gaps:?}");
     }
-    assert!(gaps.iter().any(|g| *g != gaps[0]), "jitter varies: {gaps:?}");
+    assert!(
+        gaps.iter().any(|g| *g != gaps[0]),
+        "jitter varies: {gaps:?}"
+    );
 }
 
 static EQUAL: Clock = Clock::new();
@@ -136,10 +145,17 @@ async fn equal_and_decorrelated_jitter_stay_in_their_ranges() {
     let _ = decorrelated_jitter().await;
     let gaps = |m: Vec<u128>| m.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>();
     for (gap, full) in gaps(EQUAL.marks()).into_iter().zip([200u128, 400, 800]) {
-        assert!(gap >= full / 2 && gap <= full, "equal jitter {gap} outside [{}, {full}]", full / 2);
+        assert!(
+            gap >= full / 2 && gap <= full,
+            "equal jitter {gap} outside [{}, {full}]",
+            full / 2
+        );
     }
     for gap in gaps(DECORRELATED.marks()) {
-        assert!((100..=500).contains(&gap), "decorrelated {gap} outside [base, max]");
+        assert!(
+            (100..=500).contains(&gap),
+            "decorrelated {gap} outside [base, max]"
+        );
     }
 }
 
@@ -173,7 +189,9 @@ static HINTED: Clock = Clock::new();
 async fn honours_hint() -> Result<u32, Busy> {
     HINTED.mark();
     if stormguard::attempt() == 1 {
-        Err(Busy { retry_after_ms: 1500 })
+        Err(Busy {
+            retry_after_ms: 1500,
+        })
     } else {
         Ok(7)
     }
@@ -183,7 +201,9 @@ static TOO_LONG_CALLS: AtomicU32 = AtomicU32::new(0);
 #[retry(attempts = 3, max = "2s", retry_after = hint)]
 async fn hint_above_max() -> Result<u32, Busy> {
     TOO_LONG_CALLS.fetch_add(1, Ordering::SeqCst);
-    Err(Busy { retry_after_ms: 60_000 })
+    Err(Busy {
+        retry_after_ms: 60_000,
+    })
 }
 
 #[tokio::test(start_paused = true)]
@@ -198,7 +218,13 @@ async fn retry_after_hint_sets_a_longer_delay_and_above_max_ends_the_retries() {
 }
 
 static DEADLINED: Clock = Clock::new();
-#[retry(attempts = 10, base = "100ms", max = "10s", jitter = "none", deadline = "1s")]
+#[retry(
+    attempts = 10,
+    base = "100ms",
+    max = "10s",
+    jitter = "none",
+    deadline = "1s"
+)]
 async fn under_deadline() -> Result<(), std::io::Error> {
     DEADLINED.mark();
     Err(std::io::Error::other("down"))
@@ -209,7 +235,11 @@ async fn deadline_starts_no_sleep_that_would_end_past_it() {
     DEADLINED.start();
     let start = Instant::now();
     let err = under_deadline().await.unwrap_err();
-    assert_eq!(err.to_string(), "down", "the last real error, not a deadline error");
+    assert_eq!(
+        err.to_string(),
+        "down",
+        "the last real error, not a deadline error"
+    );
     // 0, 100, 300, 700; the next sleep (800ms) would end at 1500 > 1000.
     assert_eq!(DEADLINED.marks(), [0, 100, 300, 700]);
     assert!(start.elapsed() < Duration::from_secs(1));

@@ -51,7 +51,10 @@ async fn an_empty_budget_returns_the_last_error_at_once_and_successes_refill_it(
     let refusals = rec.with("reason", "budget_exhausted");
     assert_eq!(refusals.len(), 4);
     assert_eq!(refusals[0].level, tracing::Level::ERROR);
-    let op = stormguard::stats().operation("budget.tiny").cloned().unwrap();
+    let op = stormguard::stats()
+        .operation("budget.tiny")
+        .cloned()
+        .unwrap();
     assert_eq!(op.give_ups(GiveUpReason::Budget), 4);
 
     // Two successes deposit 2 × 0.5 = one retry.

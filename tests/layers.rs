@@ -84,5 +84,11 @@ async fn an_inner_retry_that_succeeds_is_invisible_to_the_outer_call() {
     assert_eq!(outer_of_flaky().await, Ok(1));
     let stats = stormguard::stats();
     assert_eq!(stats.operation("layers.outer_of_flaky").unwrap().retries, 0);
-    assert_eq!(stats.operation("layers.flaky_inner").unwrap().retry_successes, 1);
+    assert_eq!(
+        stats
+            .operation("layers.flaky_inner")
+            .unwrap()
+            .retry_successes,
+        1
+    );
 }

@@ -14,7 +14,12 @@ impl std::fmt::Display for Unavailable {
     }
 }
 
-#[retry(attempts = 3, base = "100ms", jitter = "none", name = "logs.always_down")]
+#[retry(
+    attempts = 3,
+    base = "100ms",
+    jitter = "none",
+    name = "logs.always_down"
+)]
 async fn always_down() -> Result<(), Unavailable> {
     Err(Unavailable)
 }
@@ -88,7 +93,13 @@ async fn permanent() -> Result<(), Unavailable> {
     Err(Unavailable)
 }
 
-#[retry(attempts = 5, base = "400ms", jitter = "none", deadline = "1s", name = "logs.deadline")]
+#[retry(
+    attempts = 5,
+    base = "400ms",
+    jitter = "none",
+    deadline = "1s",
+    name = "logs.deadline"
+)]
 async fn deadline_bound() -> Result<(), std::io::Error> {
     Err(std::io::Error::other("slow"))
 }

@@ -48,7 +48,10 @@ fn read(snapshotter: &Snapshotter) -> BTreeMap<(String, Vec<(String, String)>), 
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut v: Vec<_> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut v: Vec<_> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     v.sort();
     v
 }
@@ -57,7 +60,9 @@ fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 async fn counters_are_exported_with_documented_names_and_labels() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
-    recorder.install().expect("the only recorder of this test binary");
+    recorder
+        .install()
+        .expect("the only recorder of this test binary");
 
     flaky(0).await.unwrap(); // first try
     flaky(1).await.unwrap(); // one retry
@@ -71,12 +76,21 @@ async fn counters_are_exported_with_documented_names_and_labels() {
     };
     let op = ("op", "metrics.flaky");
     assert_eq!(get("stormguard_calls_total", &[op]), 3.0);
-    assert_eq!(get("stormguard_attempts_total", &[op, ("outcome", "success")]), 2.0);
-    assert_eq!(get("stormguard_attempts_total", &[op, ("outcome", "failure")]), 4.0);
+    assert_eq!(
+        get("stormguard_attempts_total", &[op, ("outcome", "success")]),
+        2.0
+    );
+    assert_eq!(
+        get("stormguard_attempts_total", &[op, ("outcome", "failure")]),
+        4.0
+    );
     assert_eq!(get("stormguard_retries_total", &[op]), 3.0);
     assert_eq!(get("stormguard_retry_successes_total", &[op]), 1.0);
     assert_eq!(
-        get("stormguard_giveups_total", &[op, ("reason", "attempts_exhausted")]),
+        get(
+            "stormguard_giveups_total",
+            &[op, ("reason", "attempts_exhausted")]
+        ),
         1.0
     );
     assert!(get("stormguard_budget_tokens", &[("budget", "")]) <= 100.0);

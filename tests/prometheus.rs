@@ -37,14 +37,23 @@ async fn the_exposition_is_scrapable_over_http() {
         .await
         .unwrap();
     let series = parse(&body);
-    assert_eq!(series["stormguard_calls_total{op=\"prom.fetch\"}"], 9.0, "{body}");
+    assert_eq!(
+        series["stormguard_calls_total{op=\"prom.fetch\"}"], 9.0,
+        "{body}"
+    );
     assert_eq!(
         series["stormguard_attempts_total{op=\"prom.fetch\",outcome=\"success\"}"],
         9.0
     );
     // The server fails every third request: 13 requests for 9 successes → 4 failures.
-    assert!(series["stormguard_retries_total{op=\"prom.fetch\"}"] >= 3.0, "{body}");
-    assert!(body.contains("# TYPE stormguard_calls_total counter"), "{body}");
+    assert!(
+        series["stormguard_retries_total{op=\"prom.fetch\"}"] >= 3.0,
+        "{body}"
+    );
+    assert!(
+        body.contains("# TYPE stormguard_calls_total counter"),
+        "{body}"
+    );
 }
 
 #[derive(Debug)]

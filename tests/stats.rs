@@ -64,7 +64,12 @@ stormguard::budgets! {
     stats_alert { capacity: 100000 }
 }
 
-#[retry(attempts = 2, base = "1ms", name = "stats.alerting", budget = "stats_alert")]
+#[retry(
+    attempts = 2,
+    base = "1ms",
+    name = "stats.alerting",
+    budget = "stats_alert"
+)]
 async fn mostly_failing(n: u32) -> Result<(), Down> {
     if n % 5 == 0 && stormguard::attempt() == 2 {
         Ok(())

@@ -106,7 +106,13 @@ async fn a_hung_attempt_is_dropped_at_its_timeout_before_the_next_one_starts() {
 }
 
 static ALWAYS_HANGS: Probe = Probe::new();
-#[retry(attempts = 3, base = "100ms", jitter = "none", timeout = "200ms", name = "timeout.always_hangs")]
+#[retry(
+    attempts = 3,
+    base = "100ms",
+    jitter = "none",
+    timeout = "200ms",
+    name = "timeout.always_hangs"
+)]
 async fn always_hangs() -> Result<(), FetchError> {
     let _live = ALWAYS_HANGS.enter();
     sleep(Duration::from_secs(3600)).await;
@@ -195,7 +201,14 @@ async fn a_converted_timeout_goes_through_when() {
 }
 
 static DEADLINE: Probe = Probe::new();
-#[retry(attempts = 10, base = "100ms", jitter = "none", timeout = "400ms", deadline = "1s", name = "timeout.deadline")]
+#[retry(
+    attempts = 10,
+    base = "100ms",
+    jitter = "none",
+    timeout = "400ms",
+    deadline = "1s",
+    name = "timeout.deadline"
+)]
 async fn deadline_cuts_the_attempt() -> Result<(), FetchError> {
     let _live = DEADLINE.enter();
     sleep(Duration::from_secs(3600)).await;
@@ -216,11 +229,20 @@ async fn the_deadline_shortens_the_last_attempt_and_ends_the_call() {
             ("drop 2".to_string(), 900),
         ]
     );
-    assert!(matches!(err, FetchError::Guard(GuardError::Timeout { attempt: 2, .. })));
+    assert!(matches!(
+        err,
+        FetchError::Guard(GuardError::Timeout { attempt: 2, .. })
+    ));
 }
 
 static SHORT_DEADLINE: Probe = Probe::new();
-#[retry(attempts = 10, base = "100ms", jitter = "none", timeout = "400ms", deadline = "650ms")]
+#[retry(
+    attempts = 10,
+    base = "100ms",
+    jitter = "none",
+    timeout = "400ms",
+    deadline = "650ms"
+)]
 async fn deadline_left_below_timeout() -> Result<(), FetchError> {
     let _live = SHORT_DEADLINE.enter();
     sleep(Duration::from_secs(3600)).await;

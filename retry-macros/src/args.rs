@@ -142,7 +142,10 @@ fn set(args: &mut Args, key: &Ident, value: Option<Expr>) -> syn::Result<()> {
             }
             args.attempts = Some(Spanned {
                 value: u32::try_from(n).map_err(|_| {
-                    syn::Error::new(value.span(), "`attempts` must fit in a u32; write a realistic count like `attempts = 5`")
+                    syn::Error::new(
+                        value.span(),
+                        "`attempts` must fit in a u32; write a realistic count like `attempts = 5`",
+                    )
                 })?,
                 span: value.span(),
             });
@@ -245,7 +248,10 @@ fn set(args: &mut Args, key: &Ident, value: Option<Expr>) -> syn::Result<()> {
                     let Lit::Str(s) = &l.lit else { unreachable!() };
                     return Err(syn::Error::new(
                         value.span(),
-                        format!("`{name}` takes a path to a fn, not a string: write `{name} = {}`", s.value()),
+                        format!(
+                            "`{name}` takes a path to a fn, not a string: write `{name} = {}`",
+                            s.value()
+                        ),
                     ));
                 }
                 _ => {

@@ -101,7 +101,10 @@ fn number(key: &Ident, lit: &Lit) -> syn::Result<f64> {
         Lit::Float(f) => f.base10_parse::<f64>(),
         _ => Err(syn::Error::new(
             lit.span(),
-            format!("`{key}` takes a number: write {}", example(&key.to_string())),
+            format!(
+                "`{key}` takes a number: write {}",
+                example(&key.to_string())
+            ),
         )),
     }
 }
@@ -112,14 +115,20 @@ fn count(key: &Ident, lit: &Lit, min: u64) -> syn::Result<u64> {
         _ => {
             return Err(syn::Error::new(
                 lit.span(),
-                format!("`{key}` takes a whole number: write {}", example(&key.to_string())),
+                format!(
+                    "`{key}` takes a whole number: write {}",
+                    example(&key.to_string())
+                ),
             ))
         }
     };
     if n < min || n > u32::MAX as u64 {
         return Err(syn::Error::new(
             lit.span(),
-            format!("`{key}` must be at least {min}: write {}", example(&key.to_string())),
+            format!(
+                "`{key}` must be at least {min}: write {}",
+                example(&key.to_string())
+            ),
         ));
     }
     Ok(n)
@@ -133,14 +142,20 @@ fn duration_of(key: &Ident, lit: &Lit) -> syn::Result<u64> {
             if nanos == 0 {
                 return Err(syn::Error::new(
                     s.span(),
-                    format!("`{key}` must be longer than zero: write {}", example(&key.to_string())),
+                    format!(
+                        "`{key}` must be longer than zero: write {}",
+                        example(&key.to_string())
+                    ),
                 ));
             }
             Ok(nanos)
         }
         _ => Err(syn::Error::new(
             lit.span(),
-            format!("`{key}` takes a duration string: write {}", example(&key.to_string())),
+            format!(
+                "`{key}` takes a duration string: write {}",
+                example(&key.to_string())
+            ),
         )),
     }
 }
@@ -178,7 +193,10 @@ pub fn expand(kind: Kind, block: Block) -> Result<TokenStream, Vec<syn::Error>> 
         if names.contains(&name) {
             errors.push(syn::Error::new(
                 entry.name.span(),
-                format!("`{name}` is declared twice in this `{}` block; merge the two entries into one", kind.macro_name()),
+                format!(
+                    "`{name}` is declared twice in this `{}` block; merge the two entries into one",
+                    kind.macro_name()
+                ),
             ));
             continue;
         }
@@ -195,7 +213,12 @@ pub fn expand(kind: Kind, block: Block) -> Result<TokenStream, Vec<syn::Error>> 
     }
 }
 
-fn entry_tokens(kind: Kind, entry: &Entry, name: &str, p: &TokenStream) -> Result<TokenStream, Vec<syn::Error>> {
+fn entry_tokens(
+    kind: Kind,
+    entry: &Entry,
+    name: &str,
+    p: &TokenStream,
+) -> Result<TokenStream, Vec<syn::Error>> {
     let mut errors = Vec::new();
     let mut seen: Vec<String> = Vec::new();
     let mut fields: Vec<(String, TokenStream, Span, f64)> = Vec::new();
@@ -203,7 +226,10 @@ fn entry_tokens(kind: Kind, entry: &Entry, name: &str, p: &TokenStream) -> Resul
     for (key, lit) in &entry.values {
         let k = key.to_string();
         if seen.contains(&k) {
-            errors.push(syn::Error::new(key.span(), format!("`{k}` is given twice for `{name}`; keep one")));
+            errors.push(syn::Error::new(
+                key.span(),
+                format!("`{k}` is given twice for `{name}`; keep one"),
+            ));
             continue;
         }
         seen.push(k.clone());
@@ -294,8 +320,16 @@ fn entry_tokens(kind: Kind, entry: &Entry, name: &str, p: &TokenStream) -> Resul
     let static_name = Ident::new("__STORMGUARD_ENTRY", Span::mixed_site());
     let ref_name = Ident::new("__STORMGUARD_ENTRY_REF", Span::mixed_site());
     let (ty, config_ty, slice) = match kind {
-        Kind::Breakers => (quote!(#p::Breaker), quote!(#p::BreakerConfig), quote!(#p::DECLARED_BREAKERS)),
-        Kind::Budgets => (quote!(#p::Budget), quote!(#p::BudgetConfig), quote!(#p::DECLARED_BUDGETS)),
+        Kind::Breakers => (
+            quote!(#p::Breaker),
+            quote!(#p::BreakerConfig),
+            quote!(#p::DECLARED_BREAKERS),
+        ),
+        Kind::Budgets => (
+            quote!(#p::Budget),
+            quote!(#p::BudgetConfig),
+            quote!(#p::DECLARED_BUDGETS),
+        ),
     };
     let linkme = quote!(#p::linkme);
     Ok(quote! {

@@ -36,16 +36,22 @@ pub fn parse(text: &str) -> Result<u64, String> {
             let whole: u128 = if whole.is_empty() {
                 0
             } else {
-                whole.parse().map_err(|_| hint(text, "the number is not valid"))?
+                whole
+                    .parse()
+                    .map_err(|_| hint(text, "the number is not valid"))?
             };
             if frac.is_empty() || !frac.bytes().all(|b| b.is_ascii_digit()) || frac.len() > 9 {
                 return Err(hint(text, "the number is not valid"));
             }
             let scale = 10u128.pow(frac.len() as u32);
-            let frac: u128 = frac.parse().map_err(|_| hint(text, "the number is not valid"))?;
+            let frac: u128 = frac
+                .parse()
+                .map_err(|_| hint(text, "the number is not valid"))?;
             whole * per_unit + frac * per_unit / scale
         } else {
-            let whole: u128 = num.parse().map_err(|_| hint(text, "the number is not valid"))?;
+            let whole: u128 = num
+                .parse()
+                .map_err(|_| hint(text, "the number is not valid"))?;
             whole.saturating_mul(per_unit)
         };
         total = total.saturating_add(nanos);
@@ -87,7 +93,16 @@ mod tests {
 
     #[test]
     fn refuses_what_it_cannot_read() {
-        for bad in ["", "2", "ms", "2 parsecs", "1.s", "1e3ms", "-1s", "99999999999999h"] {
+        for bad in [
+            "",
+            "2",
+            "ms",
+            "2 parsecs",
+            "1.s",
+            "1e3ms",
+            "-1s",
+            "99999999999999h",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} parsed");
         }
     }

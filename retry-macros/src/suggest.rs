@@ -6,7 +6,9 @@ pub fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
         .iter()
         .map(|c| (distance(&word, c), *c))
-        .filter(|(d, c)| *d <= (c.len() / 3).max(1) + 1 || c.starts_with(&word) || word.starts_with(c))
+        .filter(|(d, c)| {
+            *d <= (c.len() / 3).max(1) + 1 || c.starts_with(&word) || word.starts_with(c)
+        })
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
@@ -19,7 +21,11 @@ fn distance(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
             let cur = row[j + 1];
-            row[j + 1] = if ca == *cb { prev } else { 1 + prev.min(cur).min(row[j]) };
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(cur).min(row[j])
+            };
             prev = cur;
         }
     }

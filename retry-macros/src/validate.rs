@@ -86,12 +86,14 @@ pub fn result_type(item: &ItemFn) -> syn::Result<&Type> {
         Type::Path(p) if p.qself.is_none() => {
             let last = p.path.segments.last().map(|s| s.ident.to_string());
             const NOT_RESULTS: &[&str] = &[
-                "Option", "String", "Vec", "Box", "bool", "char", "str", "u8", "u16", "u32",
-                "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize", "f32",
-                "f64", "HashMap", "Poll", "Pin",
+                "Option", "String", "Vec", "Box", "bool", "char", "str", "u8", "u16", "u32", "u64",
+                "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize", "f32", "f64",
+                "HashMap", "Poll", "Pin",
             ];
             match last {
-                Some(name) if NOT_RESULTS.contains(&name.as_str()) => not_result(&format!("`{name}`")),
+                Some(name) if NOT_RESULTS.contains(&name.as_str()) => {
+                    not_result(&format!("`{name}`"))
+                }
                 _ => Ok(ty),
             }
         }

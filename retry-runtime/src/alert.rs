@@ -59,7 +59,10 @@ impl AlertWindow {
         let now = clock::now_nanos();
         let start = self.start.load(Acquire);
         if (start == 0 || now.saturating_sub(start) >= window)
-            && self.start.compare_exchange(start, now, AcqRel, Acquire).is_ok()
+            && self
+                .start
+                .compare_exchange(start, now, AcqRel, Acquire)
+                .is_ok()
         {
             self.retried.store(0, Release);
             self.succeeded.store(0, Release);

@@ -71,7 +71,18 @@ mod tests {
     fn exponential_doubles_from_base_until_the_cap() {
         let p = Policy::DEFAULT;
         let got: Vec<_> = (1..=7).map(|k| delay_before_retry(&p, k)).collect();
-        assert_eq!(got, [ms(100), ms(200), ms(400), ms(800), ms(1600), ms(2000), ms(2000)]);
+        assert_eq!(
+            got,
+            [
+                ms(100),
+                ms(200),
+                ms(400),
+                ms(800),
+                ms(1600),
+                ms(2000),
+                ms(2000)
+            ]
+        );
     }
 
     #[test]

@@ -107,7 +107,11 @@ pub struct Budget {
 impl Budget {
     /// A full budget.
     pub const fn new(name: &'static str, config: BudgetConfig) -> Budget {
-        let ratio = if config.ratio > 0.0 { config.ratio } else { 0.0 };
+        let ratio = if config.ratio > 0.0 {
+            config.ratio
+        } else {
+            0.0
+        };
         let capacity_milli = config.capacity as u64 * MILLI;
         Budget {
             name,
@@ -238,7 +242,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_empty_bucket_still_allows_min_per_sec() {
-        static B: Budget = Budget::new("t-min", BudgetConfig::DEFAULT.with_capacity(0).with_min_per_sec(2));
+        static B: Budget = Budget::new(
+            "t-min",
+            BudgetConfig::DEFAULT.with_capacity(0).with_min_per_sec(2),
+        );
         assert!(B.try_withdraw(1).is_ok());
         assert!(B.try_withdraw(1).is_ok());
         assert_eq!(B.try_withdraw(1).unwrap_err(), Refusal::Exhausted);
@@ -268,7 +275,10 @@ mod tests {
 
     #[test]
     fn a_timeout_retry_costs_two() {
-        static B: Budget = Budget::new("t-cost", BudgetConfig::DEFAULT.with_capacity(3).with_min_per_sec(0));
+        static B: Budget = Budget::new(
+            "t-cost",
+            BudgetConfig::DEFAULT.with_capacity(3).with_min_per_sec(0),
+        );
         let _a = B.try_withdraw(2).unwrap();
         assert!(B.try_withdraw(2).is_err());
         assert!(B.try_withdraw(1).is_ok());

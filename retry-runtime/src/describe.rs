@@ -78,7 +78,10 @@ mod tests {
         let fb = (&&&ErrorKind::of(&b)).formatter();
         let fc = (&&&ErrorKind::of(&c)).formatter();
         assert_eq!(Described(a.as_ref().unwrap_err(), fa).to_string(), "boom");
-        assert_eq!(Described(b.as_ref().unwrap_err(), fb).to_string(), "OnlyDebug");
+        assert_eq!(
+            Described(b.as_ref().unwrap_err(), fb).to_string(),
+            "OnlyDebug"
+        );
         assert!(Described(c.as_ref().unwrap_err(), fc)
             .to_string()
             .ends_with("Opaque"));

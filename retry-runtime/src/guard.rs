@@ -36,7 +36,10 @@ impl<E> Call<E> {
     }
 
     /// The next attempt of a blocking fn with a `breaker` (blocking fns take no `timeout`).
-    pub fn guarded_attempt_blocking<T>(&mut self, body: impl FnOnce() -> Result<T, E>) -> Result<T, E>
+    pub fn guarded_attempt_blocking<T>(
+        &mut self,
+        body: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E>
     where
         E: FromGuardError,
     {

@@ -18,7 +18,11 @@ use std::time::Duration;
 /// assert_eq!(d, Duration::from_millis(300)); // half fixed, half random
 /// ```
 pub fn jittered(policy: &Policy, delay: Duration, previous: Duration, unit: f64) -> Duration {
-    let unit = if unit.is_finite() { unit.clamp(0.0, 1.0) } else { 0.0 };
+    let unit = if unit.is_finite() {
+        unit.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let delay = delay.min(policy.max);
     let d = match policy.jitter {
         Jitter::None => delay,

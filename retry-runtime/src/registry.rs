@@ -61,7 +61,10 @@ pub fn find_breaker(name: &str) -> Option<&'static Breaker> {
 /// assert!(retry_runtime::undeclared_breakers().is_empty());
 /// ```
 pub fn undeclared_breakers() -> Vec<&'static str> {
-    lock(&UNDECLARED_BREAKERS).iter().map(|b| b.name()).collect()
+    lock(&UNDECLARED_BREAKERS)
+        .iter()
+        .map(|b| b.name())
+        .collect()
 }
 
 /// Every breaker declared or in use, with whether it was declared.

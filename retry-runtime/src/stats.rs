@@ -7,7 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Why a call stopped retrying and returned its last error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "snake_case"))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum GiveUpReason {
     /// Every attempt was used.
@@ -224,7 +228,10 @@ impl OpStats {
 
     /// Calls that gave up, for any reason.
     pub fn total_give_ups(&self) -> u64 {
-        GiveUpReason::ALL.iter().map(|r| self.give_ups.get(*r)).sum()
+        GiveUpReason::ALL
+            .iter()
+            .map(|r| self.give_ups.get(*r))
+            .sum()
     }
 
     /// Of the calls that retried, the share that ended in success: the number to alert on

@@ -51,7 +51,8 @@ impl Recorder {
         static GLOBAL: std::sync::Once = std::sync::Once::new();
         GLOBAL.call_once(|| {
             let subscriber = tracing_subscriber::registry().with(Router);
-            tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber");
         });
         CURRENT.with(|c| *c.borrow_mut() = Some(self.clone()));
         Installed(())
@@ -88,7 +89,8 @@ struct Fields<'a>(&'a mut BTreeMap<String, String>);
 
 impl Visit for Fields<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0.insert(field.name().to_string(), format!("{value:?}"));
+        self.0
+            .insert(field.name().to_string(), format!("{value:?}"));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
         self.0.insert(field.name().to_string(), value.to_string());
