@@ -107,7 +107,7 @@ fn error_type_span(ret: &Type) -> Span {
 
 /// `static __STORMGUARD_SITE: Site = Site::new(Policy { … }, "op");`
 fn site(args: &Args, item: &ItemFn, private: &TokenStream) -> TokenStream {
-    let attempts = Literal::u32_suffixed(args.attempts.as_ref().map_or(3, |a| a.value));
+    let attempts = Literal::u32_unsuffixed(args.attempts.as_ref().map_or(3, |a| a.value));
     let backoff = match args
         .backoff
         .as_ref()
@@ -126,9 +126,18 @@ fn site(args: &Args, item: &ItemFn, private: &TokenStream) -> TokenStream {
         JitterKind::Equal => quote!(#private::Jitter::Equal),
         JitterKind::Decorrelated => quote!(#private::Jitter::Decorrelated),
     };
+    // The most readable exact constructor: `from_secs(2)`, `from_millis(250)`, `from_nanos(…)`.
     let duration = |nanos: u64| {
-        let nanos = Literal::u64_suffixed(nanos);
-        quote!(#private::Duration::from_nanos(#nanos))
+        if nanos % 1_000_000_000 == 0 {
+            let secs = Literal::u64_unsuffixed(nanos / 1_000_000_000);
+            quote!(#private::Duration::from_secs(#secs))
+        } else if nanos % 1_000_000 == 0 {
+            let millis = Literal::u64_unsuffixed(nanos / 1_000_000);
+            quote!(#private::Duration::from_millis(#millis))
+        } else {
+            let nanos = Literal::u64_unsuffixed(nanos);
+            quote!(#private::Duration::from_nanos(#nanos))
+        }
     };
     let base = duration(args.base.as_ref().map_or(100_000_000, |b| b.value));
     let max = duration(args.max.as_ref().map_or(2_000_000_000, |m| m.value));
