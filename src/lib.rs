@@ -57,6 +57,64 @@
 /// | `name = "…"` | operation name in logs and stats | module path + fn name |
 /// | `crate = "path"` | where this crate lives | `::stormguard` |
 ///
+/// ## `when` and `retry_after`: which errors to retry, and the server's hint
+///
+/// ```
+/// use std::time::Duration;
+///
+/// #[derive(Debug)]
+/// enum HttpError { Status(u16, Option<u64>), Connect }
+/// # impl std::fmt::Display for HttpError { fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { write!(f, "{self:?}") } }
+///
+/// fn is_transient(e: &HttpError) -> bool {
+///     match e {
+///         HttpError::Status(code, _) => *code >= 500 || *code == 429,
+///         HttpError::Connect => true,
+///     }
+/// }
+/// fn server_hint(e: &HttpError) -> Option<Duration> {
+///     match e {
+///         HttpError::Status(_, Some(secs)) => Some(Duration::from_secs(*secs)),
+///         _ => None,
+///     }
+/// }
+///
+/// #[stormguard::retry(when = is_transient, retry_after = server_hint, max = "5s")]
+/// async fn get() -> Result<(), HttpError> {
+///     Err(HttpError::Status(404, None)) // permanent: returned at once, no retry
+/// }
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// assert!(matches!(get().await, Err(HttpError::Status(404, _))));
+/// # }
+/// ```
+///
+/// ## `timeout`, `deadline` and `breaker`: the guard can end a call
+///
+/// ```
+/// use stormguard::GuardError;
+///
+/// stormguard::breakers! {
+///     inventory { consecutive_failures: 5, open_for: "30s" }
+/// }
+///
+/// #[derive(Debug)]
+/// enum Error { Down, Guard(GuardError) }
+/// # impl std::fmt::Display for Error { fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { write!(f, "{self:?}") } }
+/// impl From<GuardError> for Error {
+///     fn from(e: GuardError) -> Self { Error::Guard(e) }
+/// }
+///
+/// #[stormguard::retry(timeout = "500ms", deadline = "2s", breaker = "inventory")]
+/// async fn stock(sku: &str) -> Result<u32, Error> {
+///     tokio::time::sleep(std::time::Duration::from_secs(60)).await; // hangs: cut off at 500ms
+///     Ok(sku.len() as u32)
+/// }
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let Err(Error::Guard(e)) = stock("sku-1").await else { panic!() };
+/// assert!(e.is_timeout());
+/// # }
+/// ```
+///
 /// `timeout`, `deadline` and `breaker` need `E: From<GuardError>` (on a blocking fn, which
 /// takes no `timeout`, `deadline` only limits the sleeps and needs nothing).
 ///
