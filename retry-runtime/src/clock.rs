@@ -7,9 +7,18 @@ use tokio::time::Instant;
 
 static ORIGIN: OnceLock<Instant> = OnceLock::new();
 
-/// The process-wide origin of [`now_nanos`] (the first time anything asked).
+/// The process-wide origin of [`now_nanos`]: an hour before the first time anything asked
+/// (or as far back as the monotonic clock goes), so that a paused tokio clock started a
+/// little earlier, in another runtime of the same process, still reads after it.
 pub fn origin() -> Instant {
-    *ORIGIN.get_or_init(Instant::now)
+    *ORIGIN.get_or_init(|| {
+        let now = std::time::Instant::now();
+        let back = [3600, 60, 1]
+            .into_iter()
+            .find_map(|secs| now.checked_sub(Duration::from_secs(secs)))
+            .unwrap_or(now);
+        Instant::from_std(back)
+    })
 }
 
 /// Nanoseconds from [`origin`] to tokio's `Instant::now()`; never below 1, so that 0 can mean

@@ -70,6 +70,7 @@ mod tests {
     struct OnlyDebug;
 
     #[test]
+    #[allow(clippy::needless_borrow)] // the borrows select the implementation
     fn display_then_debug_then_type_name() {
         let a: Result<(), std::io::Error> = Err(std::io::Error::other("boom"));
         let b: Result<(), OnlyDebug> = Err(OnlyDebug);

@@ -86,15 +86,6 @@ mod enabled {
     use crate::breaker::BreakerState;
     use crate::stats::GiveUpReason;
 
-    #[derive(Debug)]
-    pub struct SiteMetrics;
-    impl SiteMetrics {
-        pub fn new(_: &'static str) -> Self {
-            SiteMetrics
-        }
-        #[inline(always)]
-        pub fn success(&self, _: u32) {}
-    }
     #[inline(always)]
     pub fn failure(_: &'static str, _: u32, _: bool) {}
     #[inline(always)]

@@ -9,7 +9,6 @@
 pub mod alert;
 pub mod attempt;
 pub mod backoff;
-#[path = "breaker_stub.rs"]
 pub mod breaker;
 pub mod budget;
 pub mod call;
