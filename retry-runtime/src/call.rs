@@ -331,8 +331,13 @@ impl<E> Call<E> {
         format: ErrorFormatter<E>,
         reason: GiveUpReason,
     ) -> Verdict<T, E> {
-        self.span
-            .in_scope(|| log::gave_up(fields, Described(&error, format), reason));
+        let described = Described(&error, format);
+        if reason == GiveUpReason::BreakerOpen && self.attempt <= 1 {
+            self.span.in_scope(|| log::failed_fast(fields, described));
+        } else {
+            self.span
+                .in_scope(|| log::gave_up(fields, described, reason));
+        }
         self.site.counters().give_up(reason);
         export::give_up(self.site.op(), reason);
         if self.attempt > 1 {

@@ -65,6 +65,23 @@ pub(crate) fn gave_up<E>(f: &Fields, error: Described<'_, E>, reason: GiveUpReas
     );
 }
 
+/// A call refused by an open breaker before any attempt reached the downstream: the breaker's
+/// own transition events tell the story, so each fast failure is only a `debug` event (an
+/// open breaker in front of heavy traffic would otherwise flood the error log).
+pub(crate) fn failed_fast<E>(f: &Fields, error: Described<'_, E>) {
+    tracing::debug!(
+        target: TARGET,
+        op = f.op,
+        retry_attempt = f.attempt,
+        max_attempts = f.max_attempts,
+        error = %error,
+        upstream = f.upstream,
+        call_id = f.call_id,
+        reason = GiveUpReason::BreakerOpen.as_str(),
+        "failing fast: {error}",
+    );
+}
+
 pub(crate) fn timed_out(f: &Fields, timeout: Duration) {
     tracing::warn!(
         target: TARGET,
