@@ -96,9 +96,9 @@ pub struct Budget {
     deposit_milli: u64,
     capacity_milli: u64,
     tokens_milli: AtomicU64,
-    /// The second (of `clock::now_nanos`) that `min_used` counts in.
-    min_second: AtomicU64,
-    min_used: AtomicU32,
+    /// The `min_per_sec` allowance of an empty bucket, as a second bucket that refills
+    /// continuously: `(last refill in ms of clock::now_nanos) << 20 | milli-tokens`.
+    floor: AtomicU64,
     in_flight: AtomicU32,
     granted: AtomicU64,
     refused: AtomicU64,
@@ -119,8 +119,7 @@ impl Budget {
             deposit_milli: (ratio * MILLI as f64) as u64,
             capacity_milli,
             tokens_milli: AtomicU64::new(capacity_milli),
-            min_second: AtomicU64::new(u64::MAX),
-            min_used: AtomicU32::new(0),
+            floor: AtomicU64::new(FLOOR_UNUSED),
             in_flight: AtomicU32::new(0),
             granted: AtomicU64::new(0),
             refused: AtomicU64::new(0),
@@ -203,23 +202,44 @@ impl Budget {
     }
 
     /// The `min_per_sec` allowance of an empty bucket (reads the clock: refusal path only).
+    ///
+    /// A small bucket of `min_per_sec` tokens refilled continuously at `min_per_sec` per
+    /// second: it depends only on time differences, so runs on a paused clock are exact.
     fn take_minimum(&self) -> bool {
-        if self.config.min_per_sec == 0 {
+        let rate = u64::from(self.config.min_per_sec.min(FLOOR_MAX_PER_SEC));
+        if rate == 0 {
             return false;
         }
-        let second = clock::now_nanos() / 1_000_000_000;
-        let seen = self.min_second.load(Acquire);
-        if seen != second
-            && self
-                .min_second
-                .compare_exchange(seen, second, AcqRel, Acquire)
-                .is_ok()
-        {
-            self.min_used.store(0, Release);
+        let full = rate * MILLI;
+        let now_ms = clock::now_nanos() / 1_000_000;
+        let mut word = self.floor.load(Acquire);
+        loop {
+            let (last_ms, level) = if word == FLOOR_UNUSED {
+                (now_ms, full)
+            } else {
+                (word >> FLOOR_SHIFT, word & FLOOR_LEVEL_MASK)
+            };
+            let refill = now_ms.saturating_sub(last_ms).saturating_mul(rate);
+            let level = level.saturating_add(refill).min(full);
+            let (granted, level) = match level.checked_sub(MILLI) {
+                Some(left) => (true, left),
+                None => (false, level),
+            };
+            let next = (now_ms.max(last_ms) << FLOOR_SHIFT) | level;
+            match self.floor.compare_exchange_weak(word, next, AcqRel, Acquire) {
+                Ok(_) => return granted,
+                Err(actual) => word = actual,
+            }
         }
-        self.min_used.fetch_add(1, AcqRel) < self.config.min_per_sec
     }
 }
+
+/// `floor` before its first use (the allowance starts full).
+const FLOOR_UNUSED: u64 = u64::MAX;
+const FLOOR_SHIFT: u32 = 20;
+const FLOOR_LEVEL_MASK: u64 = (1 << FLOOR_SHIFT) - 1;
+/// The level is stored in 20 bits of milli-tokens.
+const FLOOR_MAX_PER_SEC: u32 = ((1 << FLOOR_SHIFT) - 1) / MILLI as u32;
 
 /// A granted retry, counted as in flight (for `max_concurrent`) until dropped.
 #[derive(Debug)]
