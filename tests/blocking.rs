@@ -16,7 +16,12 @@ impl std::fmt::Display for Busy {
     }
 }
 
-#[retry(attempts = 2, base = "1ms", jitter = "none", name = "blocking.in_runtime")]
+#[retry(
+    attempts = 2,
+    base = "1ms",
+    jitter = "none",
+    name = "blocking.in_runtime"
+)]
 fn blocking_in_runtime(calls: &AtomicU32) -> Result<(), Busy> {
     calls.fetch_add(1, Ordering::SeqCst);
     Err(Busy)
@@ -38,7 +43,13 @@ async fn a_blocking_sleep_inside_a_runtime_warns_once_to_make_the_fn_async() {
     assert_eq!(warnings.len(), 1, "{warnings:#?}");
 }
 
-#[retry(attempts = 50, base = "20ms", max = "20ms", jitter = "none", deadline = "100ms")]
+#[retry(
+    attempts = 50,
+    base = "20ms",
+    max = "20ms",
+    jitter = "none",
+    deadline = "100ms"
+)]
 fn blocking_with_deadline(calls: &AtomicU32) -> Result<(), Busy> {
     calls.fetch_add(1, Ordering::SeqCst);
     Err(Busy)
@@ -51,7 +62,10 @@ fn a_blocking_fn_honours_its_deadline() {
     assert_eq!(blocking_with_deadline(&calls), Err(Busy));
     assert!(start.elapsed() < Duration::from_millis(500));
     let n = calls.load(Ordering::SeqCst);
-    assert!((2..=6).contains(&n), "{n} attempts in a 100ms deadline with 20ms sleeps");
+    assert!(
+        (2..=6).contains(&n),
+        "{n} attempts in a 100ms deadline with 20ms sleeps"
+    );
 }
 
 struct Counter {

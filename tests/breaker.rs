@@ -52,19 +52,38 @@ async fn an_open_breaker_fails_fast_without_calling_and_says_when_it_probes() {
     }
     assert_eq!(stormguard::breaker("fail_fast").state(), BreakerState::Open);
     let err = fail_fast_call().await.unwrap_err();
-    assert_eq!(FAST_CALLS.load(Ordering::SeqCst), 3, "no call made while open");
-    let ApiError::Guard(g) = err else { panic!("{err:?}") };
+    assert_eq!(
+        FAST_CALLS.load(Ordering::SeqCst),
+        3,
+        "no call made while open"
+    );
+    let ApiError::Guard(g) = err else {
+        panic!("{err:?}")
+    };
     assert!(g.is_breaker_open());
-    let GuardError::BreakerOpen { breaker, retry_in, .. } = g else { panic!() };
+    let GuardError::BreakerOpen {
+        breaker, retry_in, ..
+    } = g
+    else {
+        panic!()
+    };
     assert_eq!(breaker, "fail_fast");
     assert!(retry_in <= Duration::from_secs(10) && retry_in > Duration::from_secs(9));
     assert!(g.to_string().contains("`fail_fast` is open"));
-    let op = stormguard::stats().operation("breaker.fail_fast").cloned().unwrap();
+    let op = stormguard::stats()
+        .operation("breaker.fail_fast")
+        .cloned()
+        .unwrap();
     assert_eq!(op.rejections, 1);
 }
 
 static MID_CALLS: AtomicU32 = AtomicU32::new(0);
-#[retry(attempts = 5, base = "10ms", breaker = "mid_call", name = "breaker.mid_call")]
+#[retry(
+    attempts = 5,
+    base = "10ms",
+    breaker = "mid_call",
+    name = "breaker.mid_call"
+)]
 async fn mid_call() -> Result<(), ApiError> {
     MID_CALLS.fetch_add(1, Ordering::SeqCst);
     Err(ApiError::Unavailable)
@@ -97,7 +116,10 @@ async fn permanent_errors_mean_the_downstream_answered_and_never_trip_it() {
     for _ in 0..20 {
         assert_eq!(not_found().await, Err(ApiError::NotFound));
     }
-    assert_eq!(stormguard::breaker("permanent").state(), BreakerState::Closed);
+    assert_eq!(
+        stormguard::breaker("permanent").state(),
+        BreakerState::Closed
+    );
     assert_eq!(PERMANENT_CALLS.load(Ordering::SeqCst), 20);
 }
 
@@ -144,7 +166,11 @@ async fn half_open_admits_exactly_the_probes_then_closes_when_they_succeed() {
             refused += 1;
         }
     }
-    assert_eq!(PROBE_CALLS.load(Ordering::SeqCst) - before, 2, "exactly two probes");
+    assert_eq!(
+        PROBE_CALLS.load(Ordering::SeqCst) - before,
+        2,
+        "exactly two probes"
+    );
     assert_eq!(refused, 48);
     assert_eq!(stormguard::breaker("probes").state(), BreakerState::Closed);
 }
@@ -170,7 +196,11 @@ async fn a_cancelled_probe_gives_its_permit_back() {
     assert!(r.is_err());
     // The breaker is not stuck: the next caller gets to probe.
     CANCEL_GATE.store(false, Ordering::SeqCst);
-    assert_eq!(cancellable().await, Err(ApiError::Unavailable), "admitted as a probe");
+    assert_eq!(
+        cancellable().await,
+        Err(ApiError::Unavailable),
+        "admitted as a probe"
+    );
     assert_eq!(stormguard::breaker("cancelled").state(), BreakerState::Open);
 }
 

@@ -31,8 +31,8 @@ pub fn expand(args: &Args, mut item: ItemFn, ret: &Type) -> TokenStream {
     let is_async = item.sig.asyncness.is_some();
     // Only a guard that can end an attempt needs the user's error type to hold a GuardError:
     // a blocking fn cannot be cut off, so there its deadline only limits the sleeps.
-    let guarded = args.breaker.is_some()
-        || (is_async && (args.timeout.is_some() || args.deadline.is_some()));
+    let guarded =
+        args.breaker.is_some() || (is_async && (args.timeout.is_some() || args.deadline.is_some()));
     let body: &Block = &item.block;
     // Each attempt is the user's block, unchanged, with its output pinned to the declared
     // return type (so `?` and `return` end the attempt, and a type error shows once, at the

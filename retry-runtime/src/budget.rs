@@ -226,7 +226,10 @@ impl Budget {
                 None => (false, level),
             };
             let next = (now_ms.max(last_ms) << FLOOR_SHIFT) | level;
-            match self.floor.compare_exchange_weak(word, next, AcqRel, Acquire) {
+            match self
+                .floor
+                .compare_exchange_weak(word, next, AcqRel, Acquire)
+            {
                 Ok(_) => return granted,
                 Err(actual) => word = actual,
             }
