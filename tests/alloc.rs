@@ -48,6 +48,27 @@ async fn named_budget_and_deadline(x: u64) -> Result<u64, std::io::Error> {
     Ok(x * 2)
 }
 
+stormguard::breakers! {
+    alloc_time_window { failure_rate: 0.5, window: "10s" }
+    alloc_count_window { failure_rate: 0.5, window: 100 }
+}
+
+#[retry(breaker = "alloc_time_window")]
+async fn breaker_time_window(x: u64) -> Result<u64, std::io::Error> {
+    Ok(x)
+}
+
+#[retry(breaker = "alloc_count_window", budget = "alloc-budget")]
+async fn breaker_count_window_and_budget(x: u64) -> Result<u64, std::io::Error> {
+    Ok(x)
+}
+
+/// `timeout` arms no timer when the attempt completes on its first poll.
+#[retry(timeout = "1s")]
+async fn with_timeout(x: u64) -> Result<u64, std::io::Error> {
+    Ok(x)
+}
+
 #[retry(attempts = 2)]
 fn blocking(x: u64) -> Result<u64, E> {
     Ok(x)

@@ -34,6 +34,9 @@ pub fn expand(args: &Args, mut item: ItemFn, ret: &Type) -> TokenStream {
     let guarded =
         args.breaker.is_some() || (is_async && (args.timeout.is_some() || args.deadline.is_some()));
     let body: &Block = &item.block;
+    // The async attempt takes the body's statements as its own (a nested `{ … }` would set
+    // off `unused_braces` on a one-expression body).
+    let stmts = &body.stmts;
     // Each attempt is the user's block, unchanged, with its output pinned to the declared
     // return type (so `?` and `return` end the attempt, and a type error shows once, at the
     // user's expression). A guarded attempt needs `E: From<GuardError>`: its call and `.await`
@@ -47,7 +50,7 @@ pub fn expand(args: &Args, mut item: ItemFn, ret: &Type) -> TokenStream {
                 if false {
                     return #private::unreachable_output::<#ret>();
                 }
-                #body
+                #(#stmts)*
             }
         };
         if guarded {

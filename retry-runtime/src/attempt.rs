@@ -34,9 +34,11 @@ impl AttemptScope {
 
     /// Runs `f` with `self` as the current attempt of this thread, restoring the previous one
     /// afterwards (also when `f` panics).
+    #[inline]
     pub fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
         struct Restore(*const AttemptScope);
         impl Drop for Restore {
+            #[inline]
             fn drop(&mut self) {
                 CURRENT.with(|c| c.set(self.0));
             }

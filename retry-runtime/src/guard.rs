@@ -53,6 +53,7 @@ impl<E> Call<E> {
     }
 
     /// Asks the breaker (if any) to admit the next attempt.
+    #[inline]
     fn admit<T>(&mut self) -> Result<(), Result<T, E>>
     where
         E: FromGuardError,
@@ -81,6 +82,7 @@ impl<E> Call<E> {
     }
 
     /// The time this attempt may take, and whether the deadline (not `timeout`) sets it.
+    #[inline]
     fn attempt_limit(&self) -> Option<(Duration, bool)> {
         let policy = self.site.policy();
         let left = match (policy.deadline, self.started) {
@@ -136,6 +138,7 @@ where
 {
     type Output = Result<T, E>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T, E>> {
         let mut this = self.project();
         if !*this.admitted {
