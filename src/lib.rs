@@ -192,7 +192,7 @@ pub fn seed_jitter(seed: u64) {
 /// What generated code names. Not public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use core::option::Option::{None, Some};
+    pub use core::option::Option::{self, None, Some};
     pub use core::time::Duration;
     pub use retry_runtime::breaker::{Breaker, BreakerConfig, Window};
     pub use retry_runtime::budget::{Budget, BudgetConfig};

@@ -16,6 +16,7 @@ stormguard::breakers! {
     probes { consecutive_failures: 1, open_for: "1s", half_open_probes: 2 }
     cancelled { consecutive_failures: 1, open_for: "1s" }
     timeouts { consecutive_failures: 2, open_for: "10s" }
+    deadline_edge { consecutive_failures: 10, open_for: "10s" }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -220,4 +221,28 @@ async fn an_undeclared_name_warns_once_and_is_listed() {
     assert_eq!(warnings.len(), 1);
     assert_eq!(warnings[0].level, tracing::Level::WARN);
     assert!(!stormguard::undeclared_breakers().contains(&"fail_fast"));
+}
+
+static EDGE_CALLS: AtomicU32 = AtomicU32::new(0);
+#[retry(
+    attempts = 3,
+    deadline = "100ms",
+    base = "99500us",
+    backoff = "fixed",
+    jitter = "none",
+    breaker = "deadline_edge"
+)]
+async fn at_the_deadline_edge() -> Result<(), ApiError> {
+    EDGE_CALLS.fetch_add(1, Ordering::SeqCst);
+    Err(ApiError::Unavailable)
+}
+
+/// Regression: a sleep that ended (rounded up to the timer's millisecond) at the deadline used
+/// to start an attempt with no time left, which took a breaker permit and was charged as a
+/// failure, and the call returned `DeadlineExceeded` instead of the real error.
+#[tokio::test(start_paused = true)]
+async fn an_attempt_with_no_time_left_is_not_made_nor_charged_to_the_breaker() {
+    assert_eq!(at_the_deadline_edge().await, Err(ApiError::Unavailable));
+    assert_eq!(EDGE_CALLS.load(Ordering::SeqCst), 1);
+    assert_eq!(stormguard::breaker("deadline_edge").counts().failures, 1);
 }

@@ -71,23 +71,34 @@ pub fn expand(args: &Args, mut item: ItemFn, ret: &Type) -> TokenStream {
     } else {
         quote!(#call.sleep_blocking(#delay))
     };
+    // Only a breaker needs the last error kept across the sleep (to return it if the breaker
+    // refuses the next attempt); otherwise nothing of type `E` lives across an `.await`, so
+    // the fn's future is `Send` whenever the plain fn's would be.
+    let keep = if args.breaker.is_some() {
+        quote!(#private::Option<_>)
+    } else {
+        quote!(())
+    };
     let ret_check = quote_spanned! {syn::spanned::Spanned::span(ret)=>
         #private::returns_result::<#ret>();
     };
     let new_body: Block = syn::parse_quote! {{
         #site
         #ret_check
-        let mut #call = #private::Call::start(&__STORMGUARD_SITE);
+        let mut #call = #private::Call::<#keep>::start(&__STORMGUARD_SITE);
         loop {
-            let #result: #ret = #run_attempt;
-            let #format = {
-                use #private::describe::{ViaDebug as _, ViaDisplay as _, ViaTypeName as _};
-                (&&&#private::describe::ErrorKind::of(&#result)).formatter()
+            let #delay = {
+                let #result: #ret = #run_attempt;
+                let #format = {
+                    use #private::describe::{ViaDebug as _, ViaDisplay as _, ViaTypeName as _};
+                    (&&&#private::describe::ErrorKind::of(&#result)).__stormguard_formatter()
+                };
+                match #call.judge(#result, #format, #when, #retry_after) {
+                    #private::Verdict::Return(#returned) => return #returned,
+                    #private::Verdict::Retry(#delay) => #delay,
+                }
             };
-            match #call.judge(#result, #format, #when, #retry_after) {
-                #private::Verdict::Return(#returned) => return #returned,
-                #private::Verdict::Retry(#delay) => #sleep,
-            }
+            #sleep;
         }
     }};
     *item.block = new_body;

@@ -19,6 +19,19 @@ pub fn retry(attr: TokenStream, item: TokenStream) -> TokenStream {
     let (args, mut errors) = args::parse(attr.into());
     let parsed = match syn::parse2::<syn::Item>(item2.clone()) {
         Ok(syn::Item::Fn(f)) => f,
+        Ok(syn::Item::Verbatim(tokens))
+            if tokens
+                .clone()
+                .into_iter()
+                .any(|t| matches!(&t, proc_macro2::TokenTree::Ident(i) if i == "fn")) =>
+        {
+            // A fn declaration without a body (in a trait): syn keeps it verbatim.
+            let e = syn::Error::new_spanned(
+                first_tokens(&item2),
+                "#[retry] goes on an `async fn` with a body that returns `Result` (a fn declaration without a body has nothing to retry); put it on the method in each impl",
+            );
+            return with_errors(item2, errors.into_iter().chain([e]));
+        }
         Ok(other) => {
             let what = item_kind(&other);
             let e = syn::Error::new_spanned(

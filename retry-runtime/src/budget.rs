@@ -107,8 +107,13 @@ pub struct Budget {
 impl Budget {
     /// A full budget.
     pub const fn new(name: &'static str, config: BudgetConfig) -> Budget {
+        // NaN and negatives deposit nothing; a huge ratio is clamped so deposits cannot overflow.
         let ratio = if config.ratio > 0.0 {
-            config.ratio
+            if config.ratio < 1e6 {
+                config.ratio
+            } else {
+                1e6
+            }
         } else {
             0.0
         };
@@ -157,7 +162,7 @@ impl Budget {
     pub fn deposit(&self) {
         if self.tokens_milli.load(Relaxed) < self.capacity_milli {
             let before = self.tokens_milli.fetch_add(self.deposit_milli, Relaxed);
-            if before + self.deposit_milli > self.capacity_milli {
+            if before.saturating_add(self.deposit_milli) > self.capacity_milli {
                 self.tokens_milli.fetch_min(self.capacity_milli, Relaxed);
             }
         }
@@ -177,20 +182,23 @@ impl Budget {
             RetrySlot { budget: None }
         };
         let want = cost as u64 * MILLI;
-        let mut now = self.tokens_milli.load(Relaxed).min(self.capacity_milli);
+        // Compare against the stored value itself (a deposit may have left it above capacity
+        // for a moment): the exchange then never waits on another thread's `fetch_min`.
+        let mut stored = self.tokens_milli.load(Relaxed);
         loop {
-            if now < want {
+            let available = stored.min(self.capacity_milli);
+            if available < want {
                 break;
             }
             match self
                 .tokens_milli
-                .compare_exchange_weak(now, now - want, AcqRel, Relaxed)
+                .compare_exchange_weak(stored, available - want, AcqRel, Relaxed)
             {
                 Ok(_) => {
                     self.granted.fetch_add(1, Relaxed);
                     return Ok(slot);
                 }
-                Err(actual) => now = actual.min(self.capacity_milli),
+                Err(actual) => stored = actual,
             }
         }
         if self.take_minimum() {

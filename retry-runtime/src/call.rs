@@ -73,10 +73,42 @@ pub fn no_hint<E>(_: &E) -> Option<Duration> {
     None
 }
 
+/// Where a call keeps its last error across a sleep, for a breaker that refuses the next
+/// attempt: `Option<E>` with a `breaker`, `()` (nothing kept) without one, so that a call
+/// without a breaker never holds an `E` across an `.await` (its future stays `Send` even for
+/// an `E` that is not).
+pub trait LastError<E>: Default {
+    /// Keeps `error` (or drops it).
+    fn keep(&mut self, error: E);
+    /// The kept error, if any.
+    fn take_error(&mut self) -> Option<E>;
+}
+
+impl<E> LastError<E> for () {
+    #[inline]
+    fn keep(&mut self, _: E) {}
+    #[inline]
+    fn take_error(&mut self) -> Option<E> {
+        None
+    }
+}
+
+impl<E> LastError<E> for Option<E> {
+    #[inline]
+    fn keep(&mut self, error: E) {
+        *self = Some(error);
+    }
+    #[inline]
+    fn take_error(&mut self) -> Option<E> {
+        self.take()
+    }
+}
+
 /// The state of one call across its attempts. Created by the generated code at the top of
-/// the fn; dropping it (with the fn's future) releases everything it holds.
+/// the fn; dropping it (with the fn's future) releases everything it holds. `L` keeps the last
+/// error for a breaker (see [`LastError`]).
 #[derive(Debug)]
-pub struct Call<E> {
+pub struct Call<L = ()> {
     pub(crate) site: &'static Site,
     /// Number of the attempt running or last run (0 before the first).
     pub(crate) attempt: u32,
@@ -94,11 +126,13 @@ pub struct Call<E> {
     pub(crate) timed_out: Option<bool>,
     /// The last attempt was refused by the breaker: no call was made.
     pub(crate) rejected: bool,
+    /// The deadline had no time left for the last attempt: no call was made.
+    pub(crate) out_of_time: bool,
     /// The error the call will return if the breaker refuses its next attempt.
-    pub(crate) last_error: Option<E>,
+    pub(crate) last_error: L,
 }
 
-impl<E> Call<E> {
+impl<L: Default> Call<L> {
     /// Starts a call at `site`. Reads the clock only when the policy has a deadline.
     #[inline]
     pub fn start(site: &'static Site) -> Self {
@@ -115,7 +149,8 @@ impl<E> Call<E> {
             retried_below: false,
             timed_out: None,
             rejected: false,
-            last_error: None,
+            out_of_time: false,
+            last_error: L::default(),
         }
     }
 
@@ -126,9 +161,9 @@ impl<E> Call<E> {
 
     /// The next attempt, for a policy without `timeout`, `deadline` or `breaker`.
     #[inline]
-    pub fn attempt<F: Future>(&mut self, body: F) -> Attempt<'_, F, E> {
+    pub fn attempt<F: Future>(&mut self, body: F) -> Attempt<'_, F, L> {
         self.attempt += 1;
-        self.last_error = None;
+        self.last_error = L::default();
         Attempt {
             scope: AttemptScope::new(self.attempt),
             call: self,
@@ -140,7 +175,7 @@ impl<E> Call<E> {
     #[inline]
     pub fn attempt_blocking<R>(&mut self, body: impl FnOnce() -> R) -> R {
         self.attempt += 1;
-        self.last_error = None;
+        self.last_error = L::default();
         let scope = AttemptScope::new(self.attempt);
         let out = {
             let _entered = self.span.enter();
@@ -191,7 +226,7 @@ impl<E> Call<E> {
     /// leaves room for the sleep, the breaker is not open and the budget grants a token.
     /// Otherwise the last error is returned as it was.
     #[inline]
-    pub fn judge<T, W, H>(
+    pub fn judge<T, E, W, H>(
         &mut self,
         result: Result<T, E>,
         format: ErrorFormatter<E>,
@@ -199,6 +234,7 @@ impl<E> Call<E> {
         retry_after: &H,
     ) -> Verdict<T, E>
     where
+        L: LastError<E>,
         W: Transient<E> + ?Sized,
         H: RetryHint<E> + ?Sized,
     {
@@ -222,7 +258,7 @@ impl<E> Call<E> {
     }
 
     #[cold]
-    fn on_failure<T, W, H>(
+    fn on_failure<T, E, W, H>(
         &mut self,
         error: E,
         format: ErrorFormatter<E>,
@@ -230,6 +266,7 @@ impl<E> Call<E> {
         retry_after: &H,
     ) -> Verdict<T, E>
     where
+        L: LastError<E>,
         W: Transient<E> + ?Sized,
         H: RetryHint<E> + ?Sized,
     {
@@ -243,6 +280,10 @@ impl<E> Call<E> {
             counters.rejection();
             export::rejection(op, self.site.policy().breaker.unwrap_or(""), self.attempt);
             return self.give_up(&fields, error, format, GiveUpReason::BreakerOpen);
+        }
+        if std::mem::take(&mut self.out_of_time) {
+            counters.failure(self.attempt, false);
+            return self.give_up(&fields, error, format, GiveUpReason::Deadline);
         }
         counters.failure(self.attempt, true);
         let timed_out = self.timed_out.take();
@@ -266,7 +307,7 @@ impl<E> Call<E> {
                 counters.retry(self.attempt);
                 export::retry(op);
                 self.previous_delay = delay;
-                self.last_error = Some(error);
+                self.last_error.keep(error);
                 Verdict::Retry(delay)
             }
             Err(reason) => self.give_up(&fields, error, format, reason),
@@ -274,7 +315,7 @@ impl<E> Call<E> {
     }
 
     /// The delay before the next attempt, or why there is none.
-    fn next_delay<H: RetryHint<E> + ?Sized>(
+    fn next_delay<E, H: RetryHint<E> + ?Sized>(
         &mut self,
         transient: bool,
         timed_out: Option<bool>,
@@ -304,7 +345,15 @@ impl<E> Call<E> {
             delay = delay.max(hint);
         }
         if let (Some(deadline), Some(started)) = (policy.deadline, self.started) {
-            if started.elapsed().saturating_add(delay) >= deadline {
+            // Room for the sleep and for an attempt after it (the timer's millisecond
+            // granularity can round a sleep up).
+            let attempt_room = Duration::from_millis(1);
+            if started
+                .elapsed()
+                .saturating_add(delay)
+                .saturating_add(attempt_room)
+                >= deadline
+            {
                 return Err(GiveUpReason::Deadline);
             }
         }
@@ -324,7 +373,7 @@ impl<E> Call<E> {
         Ok(delay)
     }
 
-    fn give_up<T>(
+    fn give_up<T, E>(
         &mut self,
         fields: &Fields,
         error: E,
@@ -362,15 +411,15 @@ pin_project_lite::pin_project! {
     /// One attempt of a call without `timeout`, `deadline` or `breaker`: the body, polled
     /// with the attempt in scope.
     #[must_use = "futures do nothing unless polled"]
-    pub struct Attempt<'a, F, E> {
-        call: &'a mut Call<E>,
+    pub struct Attempt<'a, F, L> {
+        call: &'a mut Call<L>,
         scope: AttemptScope,
         #[pin]
         body: F,
     }
 }
 
-impl<F: Future, E> Future for Attempt<'_, F, E> {
+impl<F: Future, L> Future for Attempt<'_, F, L> {
     type Output = F::Output;
 
     #[inline]

@@ -8,7 +8,7 @@ use std::marker::PhantomData;
 pub type ErrorFormatter<E> = fn(&E, &mut fmt::Formatter<'_>) -> fmt::Result;
 
 /// A type-level handle on `E`, built from the attempt's result at the call site, where `E`
-/// is concrete. Call `(&&&ErrorKind::of(&result)).formatter()` with the three traits below in
+/// is concrete. Call `(&&&ErrorKind::of(&result)).__stormguard_formatter()` with the three traits below in
 /// scope: the first that applies wins.
 pub struct ErrorKind<E>(PhantomData<fn(&E)>);
 
@@ -22,10 +22,10 @@ impl<E> ErrorKind<E> {
 /// Preferred: the error's `Display`.
 pub trait ViaDisplay<E> {
     /// The formatter for `E`.
-    fn formatter(&self) -> ErrorFormatter<E>;
+    fn __stormguard_formatter(&self) -> ErrorFormatter<E>;
 }
 impl<E: fmt::Display> ViaDisplay<E> for &&ErrorKind<E> {
-    fn formatter(&self) -> ErrorFormatter<E> {
+    fn __stormguard_formatter(&self) -> ErrorFormatter<E> {
         <E as fmt::Display>::fmt
     }
 }
@@ -33,10 +33,10 @@ impl<E: fmt::Display> ViaDisplay<E> for &&ErrorKind<E> {
 /// Next: the error's `Debug`.
 pub trait ViaDebug<E> {
     /// The formatter for `E`.
-    fn formatter(&self) -> ErrorFormatter<E>;
+    fn __stormguard_formatter(&self) -> ErrorFormatter<E>;
 }
 impl<E: fmt::Debug> ViaDebug<E> for &ErrorKind<E> {
-    fn formatter(&self) -> ErrorFormatter<E> {
+    fn __stormguard_formatter(&self) -> ErrorFormatter<E> {
         <E as fmt::Debug>::fmt
     }
 }
@@ -44,10 +44,10 @@ impl<E: fmt::Debug> ViaDebug<E> for &ErrorKind<E> {
 /// Last resort: the error's type name.
 pub trait ViaTypeName<E> {
     /// The formatter for `E`.
-    fn formatter(&self) -> ErrorFormatter<E>;
+    fn __stormguard_formatter(&self) -> ErrorFormatter<E>;
 }
 impl<E> ViaTypeName<E> for ErrorKind<E> {
-    fn formatter(&self) -> ErrorFormatter<E> {
+    fn __stormguard_formatter(&self) -> ErrorFormatter<E> {
         |_, f| f.write_str(std::any::type_name::<E>())
     }
 }
@@ -75,9 +75,9 @@ mod tests {
         let a: Result<(), std::io::Error> = Err(std::io::Error::other("boom"));
         let b: Result<(), OnlyDebug> = Err(OnlyDebug);
         let c: Result<(), Opaque> = Err(Opaque);
-        let fa = (&&&ErrorKind::of(&a)).formatter();
-        let fb = (&&&ErrorKind::of(&b)).formatter();
-        let fc = (&&&ErrorKind::of(&c)).formatter();
+        let fa = (&&&ErrorKind::of(&a)).__stormguard_formatter();
+        let fb = (&&&ErrorKind::of(&b)).__stormguard_formatter();
+        let fc = (&&&ErrorKind::of(&c)).__stormguard_formatter();
         assert_eq!(Described(a.as_ref().unwrap_err(), fa).to_string(), "boom");
         assert_eq!(
             Described(b.as_ref().unwrap_err(), fb).to_string(),

@@ -2,7 +2,7 @@
 //! `deadline` around one attempt, cancelling (dropping) the attempt the moment a limit passes.
 
 use crate::attempt::AttemptScope;
-use crate::call::Call;
+use crate::call::{Call, LastError};
 use crate::error::{FromGuardError, GuardError};
 use std::future::Future;
 use std::pin::Pin;
@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
-impl<E> Call<E> {
+impl<L: Default> Call<L> {
     /// The next attempt, for a policy with `timeout`, `deadline` or `breaker`.
     ///
     /// Asks the breaker first (refused: no call is made; the first attempt returns
@@ -19,10 +19,11 @@ impl<E> Call<E> {
     /// is dropped at once, before anything else happens, and the attempt returns
     /// `GuardError::Timeout` (or `DeadlineExceeded`).
     #[inline]
-    pub fn guarded_attempt<F, T>(&mut self, body: F) -> Guarded<'_, F, E>
+    pub fn guarded_attempt<F, T, E>(&mut self, body: F) -> Guarded<'_, F, L>
     where
         F: Future<Output = Result<T, E>>,
         E: FromGuardError,
+        L: LastError<E>,
     {
         self.attempt += 1;
         Guarded {
@@ -36,12 +37,13 @@ impl<E> Call<E> {
     }
 
     /// The next attempt of a blocking fn with a `breaker` (blocking fns take no `timeout`).
-    pub fn guarded_attempt_blocking<T>(
+    pub fn guarded_attempt_blocking<T, E>(
         &mut self,
         body: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, E>
     where
         E: FromGuardError,
+        L: LastError<E>,
     {
         match self.admit() {
             Err(refused) => {
@@ -54,9 +56,10 @@ impl<E> Call<E> {
 
     /// Asks the breaker (if any) to admit the next attempt.
     #[inline]
-    fn admit<T>(&mut self) -> Result<(), Result<T, E>>
+    fn admit<T, E>(&mut self) -> Result<(), Result<T, E>>
     where
         E: FromGuardError,
+        L: LastError<E>,
     {
         let Some(breaker) = self.site.breaker() else {
             return Ok(());
@@ -64,12 +67,12 @@ impl<E> Call<E> {
         match breaker.admit() {
             Ok(permit) => {
                 self.permit = Some(permit);
-                self.last_error = None;
+                self.last_error = L::default();
                 Ok(())
             }
             Err(retry_in) => {
                 self.rejected = true;
-                Err(Err(match self.last_error.take() {
+                Err(Err(match self.last_error.take_error() {
                     Some(last) => last,
                     None => E::from_guard_error(GuardError::BreakerOpen {
                         op: self.site.op(),
@@ -119,8 +122,8 @@ impl<E> Call<E> {
 pin_project_lite::pin_project! {
     /// One attempt under the breaker, `timeout` and `deadline`.
     #[must_use = "futures do nothing unless polled"]
-    pub struct Guarded<'a, F, E> {
-        call: &'a mut Call<E>,
+    pub struct Guarded<'a, F, L> {
+        call: &'a mut Call<L>,
         scope: AttemptScope,
         #[pin]
         body: Option<F>,
@@ -131,10 +134,11 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<F, T, E> Future for Guarded<'_, F, E>
+impl<F, T, E, L> Future for Guarded<'_, F, L>
 where
     F: Future<Output = Result<T, E>>,
     E: FromGuardError,
+    L: LastError<E>,
 {
     type Output = Result<T, E>;
 
@@ -142,20 +146,25 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T, E>> {
         let mut this = self.project();
         if !*this.admitted {
+            // The deadline first: an attempt with no time left is not made at all, so it
+            // takes no breaker permit and is charged to nobody.
+            *this.limit = this.call.attempt_limit();
+            if let Some((limit, true)) = *this.limit {
+                if limit.is_zero() {
+                    this.body.set(None);
+                    this.call.out_of_time = true;
+                    let e = match this.call.last_error.take_error() {
+                        Some(last) => last,
+                        None => E::from_guard_error(this.call.limit_error(limit, true)),
+                    };
+                    return Poll::Ready(Err(e));
+                }
+            }
             if let Err(refused) = this.call.admit() {
                 this.body.set(None);
                 return Poll::Ready(refused);
             }
             *this.admitted = true;
-            *this.limit = this.call.attempt_limit();
-            if let Some((limit, by_deadline)) = *this.limit {
-                if limit.is_zero() {
-                    this.body.set(None);
-                    this.call.timed_out = Some(by_deadline);
-                    let e = this.call.limit_error(limit, by_deadline);
-                    return Poll::Ready(Err(E::from_guard_error(e)));
-                }
-            }
         }
         let Some(body) = this.body.as_mut().as_pin_mut() else {
             panic!("a guarded attempt was polled after it completed");
