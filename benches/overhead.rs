@@ -194,40 +194,11 @@ mod fail_twice {
     }
 
     pub async fn backon(x: u64) -> Result<u64, E> {
-        let mut attempt = 0;
-        let builder = ExponentialBuilder::default()
-            .with_min_delay(Duration::ZERO)
-            .with_max_times(2);
-        (|| {
-            attempt += 1;
-            let n = attempt;
-            async move {
-                if n < 3 {
-                    Err(E)
-                } else {
-                    Ok(instant(x))
-                }
-            }
-        })
-        .retry(builder)
-        .await
+        super::backon_failing(x, 3).await
     }
 
     pub async fn tokio_retry(x: u64) -> Result<u64, E> {
-        let mut attempt = 0;
-        let strategy = ExponentialBackoff::from_millis(0).take(2);
-        Retry::start(strategy, || {
-            attempt += 1;
-            let n = attempt;
-            async move {
-                if n < 3 {
-                    Err(E)
-                } else {
-                    Ok(instant(x))
-                }
-            }
-        })
-        .await
+        super::tokio_retry_failing(x, 3).await
     }
 }
 
@@ -257,41 +228,51 @@ mod shared {
     }
 
     pub async fn backon_fail_once(x: u64) -> Result<u64, E> {
-        let mut attempt = 0;
-        let builder = ExponentialBuilder::default()
-            .with_min_delay(Duration::ZERO)
-            .with_max_times(2);
-        (|| {
-            attempt += 1;
-            let n = attempt;
-            async move {
-                if n < 2 {
-                    Err(E)
-                } else {
-                    Ok(instant(x))
-                }
-            }
-        })
-        .retry(builder)
-        .await
+        super::backon_failing(x, 2).await
     }
 
     pub async fn tokio_retry_fail_once(x: u64) -> Result<u64, E> {
-        let mut attempt = 0;
-        let strategy = ExponentialBackoff::from_millis(0).take(2);
-        Retry::start(strategy, || {
-            attempt += 1;
-            let n = attempt;
-            async move {
-                if n < 2 {
-                    Err(E)
-                } else {
-                    Ok(instant(x))
-                }
-            }
-        })
-        .await
+        super::tokio_retry_failing(x, 2).await
     }
+}
+
+/// backon with zero delays, around a body that fails until its `first_ok`-th attempt.
+async fn backon_failing(x: u64, first_ok: u32) -> Result<u64, E> {
+    let mut attempt = 0;
+    let builder = ExponentialBuilder::default()
+        .with_min_delay(Duration::ZERO)
+        .with_max_times(2);
+    (|| {
+        attempt += 1;
+        let n = attempt;
+        async move {
+            if n < first_ok {
+                Err(E)
+            } else {
+                Ok(instant(x))
+            }
+        }
+    })
+    .retry(builder)
+    .await
+}
+
+/// tokio-retry with zero delays, around a body that fails until its `first_ok`-th attempt.
+async fn tokio_retry_failing(x: u64, first_ok: u32) -> Result<u64, E> {
+    let mut attempt = 0;
+    let strategy = ExponentialBackoff::from_millis(0).take(2);
+    Retry::start(strategy, || {
+        attempt += 1;
+        let n = attempt;
+        async move {
+            if n < first_ok {
+                Err(E)
+            } else {
+                Ok(instant(x))
+            }
+        }
+    })
+    .await
 }
 
 /// Runs `iters` calls of `f` one after the other in one `block_on`, and times the loop.
