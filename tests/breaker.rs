@@ -17,6 +17,11 @@ stormguard::breakers! {
     cancelled { consecutive_failures: 1, open_for: "1s" }
     timeouts { consecutive_failures: 2, open_for: "10s" }
     deadline_edge { consecutive_failures: 10, open_for: "10s" }
+    refund_edge { consecutive_failures: 2, open_for: "10s" }
+}
+
+stormguard::budgets! {
+    refund_edge { capacity: 5, min_per_sec: 0 }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -245,4 +250,39 @@ async fn an_attempt_with_no_time_left_is_not_made_nor_charged_to_the_breaker() {
     assert_eq!(at_the_deadline_edge().await, Err(ApiError::Unavailable));
     assert_eq!(EDGE_CALLS.load(Ordering::SeqCst), 1);
     assert_eq!(stormguard::breaker("deadline_edge").counts().failures, 1);
+}
+
+#[retry(attempts = 2, base = "100ms", jitter = "none", breaker = "refund_edge")]
+async fn retries_into_an_opening_breaker() -> Result<(), ApiError> {
+    Err(ApiError::Unavailable)
+}
+
+#[retry(attempts = 1, breaker = "refund_edge")]
+async fn trips_it_meanwhile() -> Result<(), ApiError> {
+    Err(ApiError::Unavailable)
+}
+
+/// A retry granted by the budget but then refused by a breaker that opened during the sleep
+/// is not made, so its token goes back to the budget.
+#[tokio::test(start_paused = true)]
+async fn a_retry_refused_after_its_sleep_gives_its_token_back() {
+    let first = tokio::spawn(retries_into_an_opening_breaker());
+    tokio::time::sleep(Duration::from_millis(10)).await; // the first call sleeps before its retry
+    assert_eq!(trips_it_meanwhile().await, Err(ApiError::Unavailable));
+    assert_eq!(
+        stormguard::breaker("refund_edge").state(),
+        BreakerState::Open
+    );
+    assert_eq!(
+        first.await.unwrap(),
+        Err(ApiError::Unavailable),
+        "the last real error"
+    );
+    let budget = stormguard::stats();
+    let budget = budget
+        .budgets
+        .iter()
+        .find(|b| b.budget == "refund_edge")
+        .unwrap();
+    assert_eq!(budget.tokens, 5.0, "the refused retry's token was refunded");
 }

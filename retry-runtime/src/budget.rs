@@ -171,15 +171,20 @@ impl Budget {
     /// Asks for one retry costing `cost` tokens. Never waits: `Err` means "do not retry".
     /// The returned slot counts the retry as in flight until it is dropped.
     pub fn try_withdraw(&'static self, cost: u32) -> Result<RetrySlot, Refusal> {
-        let slot = if let Some(max) = self.config.max_concurrent {
+        let in_flight = if let Some(max) = self.config.max_concurrent {
             if self.in_flight.fetch_add(1, AcqRel) >= max {
                 self.in_flight.fetch_sub(1, AcqRel);
                 self.refused.fetch_add(1, Relaxed);
                 return Err(Refusal::Concurrency);
             }
-            RetrySlot { budget: Some(self) }
+            true
         } else {
-            RetrySlot { budget: None }
+            false
+        };
+        let mut slot = RetrySlot {
+            budget: self,
+            in_flight,
+            taken_milli: 0,
         };
         let want = cost as u64 * MILLI;
         // Compare against the stored value itself (a deposit may have left it above capacity
@@ -196,6 +201,7 @@ impl Budget {
             {
                 Ok(_) => {
                     self.granted.fetch_add(1, Relaxed);
+                    slot.taken_milli = want;
                     return Ok(slot);
                 }
                 Err(actual) => stored = actual,
@@ -256,13 +262,31 @@ const FLOOR_MAX_PER_SEC: u32 = ((1 << FLOOR_SHIFT) - 1) / MILLI as u32;
 #[derive(Debug)]
 #[must_use = "dropping the slot ends the retry's place in `max_concurrent`"]
 pub struct RetrySlot {
-    budget: Option<&'static Budget>,
+    budget: &'static Budget,
+    /// Counted in `in_flight` (the budget has `max_concurrent`).
+    in_flight: bool,
+    /// Tokens taken from the bucket (0 when the `min_per_sec` floor granted it).
+    taken_milli: u64,
+}
+
+impl RetrySlot {
+    /// The retry was not made after all (the breaker refused it): its tokens go back.
+    pub fn refund(mut self) {
+        let taken = std::mem::take(&mut self.taken_milli);
+        if taken > 0 {
+            let b = self.budget;
+            let before = b.tokens_milli.fetch_add(taken, AcqRel);
+            if before.saturating_add(taken) > b.capacity_milli {
+                b.tokens_milli.fetch_min(b.capacity_milli, AcqRel);
+            }
+        }
+    }
 }
 
 impl Drop for RetrySlot {
     fn drop(&mut self) {
-        if let Some(b) = self.budget {
-            b.in_flight.fetch_sub(1, AcqRel);
+        if self.in_flight {
+            self.budget.in_flight.fetch_sub(1, AcqRel);
         }
     }
 }
@@ -293,6 +317,18 @@ mod tests {
         assert_eq!(B.tokens(), 1.0);
         let _slot = B.try_withdraw(1).unwrap();
         assert_eq!(B.tokens(), 0.0);
+    }
+
+    #[test]
+    fn a_refunded_retry_gives_its_tokens_back() {
+        static B: Budget = Budget::new(
+            "t-refund",
+            BudgetConfig::DEFAULT.with_capacity(2).with_min_per_sec(0),
+        );
+        let slot = B.try_withdraw(2).unwrap();
+        assert_eq!(B.tokens(), 0.0);
+        slot.refund();
+        assert_eq!(B.tokens(), 2.0);
     }
 
     #[test]

@@ -119,7 +119,7 @@ pub struct Call<L = ()> {
     /// The breaker's permission for the running attempt.
     pub(crate) permit: Option<Permit>,
     /// The budget's grant for the running retry (counts toward `max_concurrent`).
-    slot: Option<RetrySlot>,
+    pub(crate) slot: Option<RetrySlot>,
     /// The last attempt contained a nested annotated call that retried and gave up.
     pub(crate) retried_below: bool,
     /// The last attempt was cancelled by its timeout (`Some(true)`: by the deadline).

@@ -72,6 +72,10 @@ impl<L: Default> Call<L> {
             }
             Err(retry_in) => {
                 self.rejected = true;
+                // The retry this attempt was granted is not made: its tokens go back.
+                if let Some(slot) = self.slot.take() {
+                    slot.refund();
+                }
                 Err(Err(match self.last_error.take_error() {
                     Some(last) => last,
                     None => E::from_guard_error(GuardError::BreakerOpen {
