@@ -157,6 +157,9 @@ where
                 if limit.is_zero() {
                     this.body.set(None);
                     this.call.out_of_time = true;
+                    if let Some(slot) = this.call.slot.take() {
+                        slot.refund();
+                    }
                     let e = match this.call.last_error.take_error() {
                         Some(last) => last,
                         None => E::from_guard_error(this.call.limit_error(limit, true)),
