@@ -135,3 +135,36 @@ async fn max_concurrent_caps_the_retries_in_flight() {
     assert!(MAX_IN_FLIGHT.load(Ordering::SeqCst) <= 2);
     assert!(MAX_IN_FLIGHT.load(Ordering::SeqCst) >= 1);
 }
+
+stormguard::budgets! {
+    refunded { capacity: 2, min_per_sec: 0 }
+}
+
+static REFUND_CALLS: AtomicU32 = AtomicU32::new(0);
+
+#[retry(attempts = 2, base = "1ms", budget = "refunded")]
+async fn fails_once_then_succeeds() -> Result<(), Down> {
+    if REFUND_CALLS.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+        Err(Down)
+    } else {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_that_succeeds_gives_its_token_back() {
+    // Ten calls that each need one retry, through a bucket of two tokens: every retry succeeds,
+    // so none of them costs the budget, and none is refused.
+    for _ in 0..10 {
+        assert_eq!(fails_once_then_succeeds().await, Ok(()));
+    }
+    assert_eq!(REFUND_CALLS.load(Ordering::SeqCst), 20);
+    let stats = stormguard::stats();
+    let budget = stats
+        .budgets
+        .iter()
+        .find(|b| b.budget == "refunded")
+        .unwrap();
+    assert_eq!(budget.tokens, 2.0);
+    assert_eq!(budget.refused, 0);
+}

@@ -79,6 +79,10 @@ pub enum Refusal {
 
 /// A token bucket shared by every call drawing on it. All operations are lock-free.
 ///
+/// A retry withdraws its cost when it is decided; the call gives the tokens back
+/// ([`RetrySlot::refund`]) when that retry succeeds, or is not made after all (a breaker
+/// refused it, the deadline left no time), so only retries that fail cost the budget.
+///
 /// ```
 /// use retry_runtime::budget::{Budget, BudgetConfig};
 /// static B: Budget = Budget::new("docs", BudgetConfig::DEFAULT.with_capacity(2).with_min_per_sec(0));

@@ -252,7 +252,12 @@ impl<L: Default> Call<L> {
         if let Some(permit) = self.permit.take() {
             permit.success();
         }
-        self.slot = None;
+        // A retry that succeeds gives its tokens back: only retries that fail cost the budget
+        // (as in gRPC's retry throttling). An outage, where retries fail, still drains it; a
+        // steady failure rate is retried in full as long as successes fund the failed retries.
+        if let Some(slot) = self.slot.take() {
+            slot.refund();
+        }
         self.site.record_success(self.attempt);
         self.site.budget().deposit();
     }
