@@ -165,10 +165,16 @@ impl Budget {
     #[inline]
     pub fn deposit(&self) {
         if self.tokens_milli.load(Relaxed) < self.capacity_milli {
-            let before = self.tokens_milli.fetch_add(self.deposit_milli, Relaxed);
-            if before.saturating_add(self.deposit_milli) > self.capacity_milli {
-                self.tokens_milli.fetch_min(self.capacity_milli, Relaxed);
-            }
+            self.credit(self.deposit_milli);
+        }
+    }
+
+    /// Adds `milli` thousandths of a token, never leaving more than `capacity` for longer than
+    /// the instant between the add and the clamp (withdrawals clamp what they read).
+    fn credit(&self, milli: u64) {
+        let before = self.tokens_milli.fetch_add(milli, AcqRel);
+        if before.saturating_add(milli) > self.capacity_milli {
+            self.tokens_milli.fetch_min(self.capacity_milli, AcqRel);
         }
     }
 
@@ -278,11 +284,7 @@ impl RetrySlot {
     pub fn refund(mut self) {
         let taken = std::mem::take(&mut self.taken_milli);
         if taken > 0 {
-            let b = self.budget;
-            let before = b.tokens_milli.fetch_add(taken, AcqRel);
-            if before.saturating_add(taken) > b.capacity_milli {
-                b.tokens_milli.fetch_min(b.capacity_milli, AcqRel);
-            }
+            self.budget.credit(taken);
         }
     }
 }
