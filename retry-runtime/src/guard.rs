@@ -72,19 +72,29 @@ impl<L: Default> Call<L> {
             }
             Err(retry_in) => {
                 self.rejected = true;
-                // The retry this attempt was granted is not made: its tokens go back.
-                if let Some(slot) = self.slot.take() {
-                    slot.refund();
-                }
-                Err(Err(match self.last_error.take_error() {
-                    Some(last) => last,
-                    None => E::from_guard_error(GuardError::BreakerOpen {
-                        op: self.site.op(),
-                        breaker: breaker.name(),
-                        retry_in,
-                    }),
-                }))
+                Err(Err(self.not_made(|| GuardError::BreakerOpen {
+                    op: self.site.op(),
+                    breaker: breaker.name(),
+                    retry_in,
+                })))
             }
+        }
+    }
+
+    /// The error of an attempt that is not made (the breaker refused it, or the deadline left
+    /// it no time): the retry granted for it gives its tokens back, and the call returns its
+    /// last real error, or `guard_error` for a first attempt.
+    fn not_made<E>(&mut self, guard_error: impl FnOnce() -> GuardError) -> E
+    where
+        E: FromGuardError,
+        L: LastError<E>,
+    {
+        if let Some(slot) = self.slot.take() {
+            slot.refund();
+        }
+        match self.last_error.take_error() {
+            Some(last) => last,
+            None => E::from_guard_error(guard_error()),
         }
     }
 
@@ -157,14 +167,8 @@ where
                 if limit.is_zero() {
                     this.body.set(None);
                     this.call.out_of_time = true;
-                    if let Some(slot) = this.call.slot.take() {
-                        slot.refund();
-                    }
-                    let e = match this.call.last_error.take_error() {
-                        Some(last) => last,
-                        None => E::from_guard_error(this.call.limit_error(limit, true)),
-                    };
-                    return Poll::Ready(Err(e));
+                    let out_of_time = this.call.limit_error(limit, true);
+                    return Poll::Ready(Err(this.call.not_made(|| out_of_time)));
                 }
             }
             if let Err(refused) = this.call.admit() {
