@@ -31,16 +31,28 @@ pub(crate) struct Fields {
     pub max_attempts: u32,
 }
 
+/// One event of a call: the fields every call event carries (named once, here: they are
+/// public API), then the event's own fields and its message.
+macro_rules! call_event {
+    ($level:ident, $f:expr, { $($field:tt)* }, $($message:tt)+) => {
+        tracing::$level!(
+            target: TARGET,
+            op = $f.op,
+            retry_attempt = $f.attempt,
+            max_attempts = $f.max_attempts,
+            upstream = $f.upstream,
+            call_id = $f.call_id,
+            $($field)*
+            $($message)+
+        )
+    };
+}
+
 pub(crate) fn retrying<E>(f: &Fields, error: Described<'_, E>, delay: Duration) {
-    tracing::warn!(
-        target: TARGET,
-        op = f.op,
-        retry_attempt = f.attempt,
-        max_attempts = f.max_attempts,
-        error = %error,
-        delay_ms = delay.as_millis() as u64,
-        upstream = f.upstream,
-        call_id = f.call_id,
+    call_event!(
+        warn,
+        f,
+        { error = %error, delay_ms = delay.as_millis() as u64, },
         "attempt {} of {} failed; retrying in {:?}",
         f.attempt,
         f.max_attempts,
@@ -49,15 +61,10 @@ pub(crate) fn retrying<E>(f: &Fields, error: Described<'_, E>, delay: Duration) 
 }
 
 pub(crate) fn gave_up<E>(f: &Fields, error: Described<'_, E>, reason: GiveUpReason) {
-    tracing::error!(
-        target: TARGET,
-        op = f.op,
-        retry_attempt = f.attempt,
-        max_attempts = f.max_attempts,
-        error = %error,
-        upstream = f.upstream,
-        call_id = f.call_id,
-        reason = reason.as_str(),
+    call_event!(
+        error,
+        f,
+        { error = %error, reason = reason.as_str(), },
         "giving up after attempt {} of {}: {}",
         f.attempt,
         f.max_attempts,
@@ -69,28 +76,19 @@ pub(crate) fn gave_up<E>(f: &Fields, error: Described<'_, E>, reason: GiveUpReas
 /// own transition events tell the story, so each fast failure is only a `debug` event (an
 /// open breaker in front of heavy traffic would otherwise flood the error log).
 pub(crate) fn failed_fast<E>(f: &Fields, error: Described<'_, E>) {
-    tracing::debug!(
-        target: TARGET,
-        op = f.op,
-        retry_attempt = f.attempt,
-        max_attempts = f.max_attempts,
-        error = %error,
-        upstream = f.upstream,
-        call_id = f.call_id,
-        reason = GiveUpReason::BreakerOpen.as_str(),
+    call_event!(
+        debug,
+        f,
+        { error = %error, reason = GiveUpReason::BreakerOpen.as_str(), },
         "failing fast: {error}",
     );
 }
 
 pub(crate) fn timed_out(f: &Fields, timeout: Duration) {
-    tracing::warn!(
-        target: TARGET,
-        op = f.op,
-        retry_attempt = f.attempt,
-        max_attempts = f.max_attempts,
-        timeout_ms = timeout.as_millis() as u64,
-        upstream = f.upstream,
-        call_id = f.call_id,
+    call_event!(
+        warn,
+        f,
+        { timeout_ms = timeout.as_millis() as u64, },
         "attempt {} timed out after {:?}; cancelled",
         f.attempt,
         timeout,
