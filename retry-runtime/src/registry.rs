@@ -25,33 +25,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The breaker called `name`: the declared one, else one with the defaults, created (and
 /// warned about, once) at first use. Cold path: call sites cache the answer.
 pub fn breaker(name: &'static str) -> &'static Breaker {
-    if let Some(b) = DECLARED_BREAKERS.iter().find(|b| b.name() == name) {
-        return b;
-    }
-    let mut undeclared = lock(&UNDECLARED_BREAKERS);
-    if let Some(b) = undeclared.iter().find(|b| b.name() == name) {
-        return b;
-    }
-    tracing::warn!(
-        target: "stormguard",
-        breaker = name,
-        "circuit breaker `{name}` is used but not declared in any `stormguard::breakers!` block; \
-         it runs with the defaults (a typo?)"
-    );
-    let b: &'static Breaker = Box::leak(Box::new(Breaker::new(name, BreakerConfig::DEFAULT)));
-    undeclared.push(b);
-    b
+    declared_or_created(&DECLARED_BREAKERS, &UNDECLARED_BREAKERS, name, || {
+        tracing::warn!(
+            target: "stormguard",
+            breaker = name,
+            "circuit breaker `{name}` is used but not declared in any `stormguard::breakers!` block; \
+             it runs with the defaults (a typo?)"
+        );
+        Breaker::new(name, BreakerConfig::DEFAULT)
+    })
 }
 
 /// Like [`breaker`], for a name known only at run time (looks it up, never creates one).
 pub fn find_breaker(name: &str) -> Option<&'static Breaker> {
-    if let Some(b) = DECLARED_BREAKERS.iter().find(|b| b.name() == name) {
-        return Some(*b);
-    }
-    lock(&UNDECLARED_BREAKERS)
-        .iter()
-        .find(|b| b.name() == name)
-        .copied()
+    declared_or_known(&DECLARED_BREAKERS, &lock(&UNDECLARED_BREAKERS), name)
 }
 
 /// Names of the breakers used so far without a declaration: a start-up check or a test can
@@ -77,16 +64,60 @@ pub fn breakers() -> Vec<(&'static Breaker, bool)> {
 
 /// The budget called `name`: the declared one, else one with the defaults.
 pub fn budget(name: &'static str) -> &'static Budget {
-    if let Some(b) = DECLARED_BUDGETS.iter().find(|b| b.name() == name) {
-        return b;
+    declared_or_created(&DECLARED_BUDGETS, &UNDECLARED_BUDGETS, name, || {
+        Budget::new(name, BudgetConfig::DEFAULT)
+    })
+}
+
+/// A breaker or a budget: something looked up by its name.
+trait Named {
+    fn entry_name(&self) -> &str;
+}
+
+impl Named for Breaker {
+    fn entry_name(&self) -> &str {
+        self.name()
     }
-    let mut undeclared = lock(&UNDECLARED_BUDGETS);
-    if let Some(b) = undeclared.iter().find(|b| b.name() == name) {
-        return b;
+}
+
+impl Named for Budget {
+    fn entry_name(&self) -> &str {
+        self.name()
     }
-    let b: &'static Budget = Box::leak(Box::new(Budget::new(name, BudgetConfig::DEFAULT)));
-    undeclared.push(b);
-    b
+}
+
+/// The entry called `name` among the declared ones, else among those created at first use.
+fn declared_or_known<T: Named>(
+    declared: &[&'static T],
+    undeclared: &[&'static T],
+    name: &str,
+) -> Option<&'static T> {
+    declared
+        .iter()
+        .chain(undeclared)
+        .find(|t| t.entry_name() == name)
+        .copied()
+}
+
+/// The entry called `name`, created by `create` (and leaked: one per name, for the life of
+/// the process) the first time a name that no block declares is used. Cold path: call sites
+/// cache the answer.
+fn declared_or_created<T: Named>(
+    declared: &[&'static T],
+    undeclared: &Mutex<Vec<&'static T>>,
+    name: &'static str,
+    create: impl FnOnce() -> T,
+) -> &'static T {
+    if let Some(found) = declared_or_known(declared, &[], name) {
+        return found;
+    }
+    let mut undeclared = lock(undeclared);
+    if let Some(found) = declared_or_known(&[], &undeclared, name) {
+        return found;
+    }
+    let created: &'static T = Box::leak(Box::new(create()));
+    undeclared.push(created);
+    created
 }
 
 /// Every named budget declared or in use.
