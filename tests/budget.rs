@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::Recorder;
+use common::{Down, Recorder};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use stormguard::{retry, GiveUpReason};
@@ -13,14 +13,6 @@ stormguard::budgets! {
     tiny { capacity: 3, ratio: 0.5, min_per_sec: 0 }
     shared { capacity: 4, min_per_sec: 0 }
     capped { capacity: 1000, max_concurrent: 2 }
-}
-
-#[derive(Debug, PartialEq)]
-struct Down;
-impl std::fmt::Display for Down {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("down")
-    }
 }
 
 static TINY_UP: AtomicU32 = AtomicU32::new(0);

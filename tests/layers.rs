@@ -1,16 +1,11 @@
 //! Layered retries do not multiply: when a nested annotated call retried and gave up, the
 //! layers above it return that failure instead of retrying it again.
 
+mod common;
+
+use common::Down;
 use std::sync::atomic::{AtomicU32, Ordering};
 use stormguard::retry;
-
-#[derive(Debug, PartialEq)]
-struct Down;
-impl std::fmt::Display for Down {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("down")
-    }
-}
 
 static BOTTOM_CALLS: AtomicU32 = AtomicU32::new(0);
 

@@ -2,18 +2,13 @@
 //! and labels, checked with metrics-util's debugging recorder.
 #![cfg(feature = "metrics")]
 
+mod common;
+
+use common::Down;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use metrics_util::MetricKind;
 use std::collections::BTreeMap;
 use stormguard::retry;
-
-#[derive(Debug)]
-struct Down;
-impl std::fmt::Display for Down {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("down")
-    }
-}
 
 #[retry(attempts = 3, base = "1ms", name = "metrics.flaky")]
 async fn flaky(fail_first: u32) -> Result<u32, Down> {

@@ -3,17 +3,9 @@
 
 mod common;
 
-use common::Recorder;
+use common::{Down, Recorder};
 use std::time::Duration;
 use stormguard::{retry, GiveUpReason};
-
-#[derive(Debug)]
-struct Down;
-impl std::fmt::Display for Down {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("down")
-    }
-}
 
 #[retry(attempts = 3, base = "1ms", name = "stats.counted")]
 async fn counted(fail_first: u32) -> Result<(), Down> {

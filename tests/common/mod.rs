@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests: a tracing layer that records every event's
-//! fields, so tests can assert on the attempt logs.
+//! fields, so tests can assert on the attempt logs, and a plain downstream error.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -120,5 +120,15 @@ impl Recorder {
             fields,
             span_names,
         });
+    }
+}
+
+/// The error of a downstream that is down.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Down;
+
+impl fmt::Display for Down {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("down")
     }
 }
