@@ -154,11 +154,6 @@ impl<L: Default> Call<L> {
         }
     }
 
-    /// The attempt running or last run (1-based; 0 before the first).
-    pub fn attempt_number(&self) -> u32 {
-        self.attempt
-    }
-
     /// The next attempt, for a policy without `timeout`, `deadline` or `breaker`.
     #[inline]
     pub fn attempt<F: Future>(&mut self, body: F) -> Attempt<'_, F, L> {
