@@ -124,10 +124,9 @@ pub struct Call<L = ()> {
     pub(crate) retried_below: bool,
     /// The last attempt was cancelled by its timeout (`Some(true)`: by the deadline).
     pub(crate) timed_out: Option<bool>,
-    /// The last attempt was refused by the breaker: no call was made.
-    pub(crate) rejected: bool,
-    /// The deadline had no time left for the last attempt: no call was made.
-    pub(crate) out_of_time: bool,
+    /// The last attempt was not made (no call reached the downstream), and why: the breaker
+    /// refused it (`BreakerOpen`) or the deadline left it no time (`Deadline`).
+    pub(crate) not_made: Option<GiveUpReason>,
     /// The error the call will return if the breaker refuses its next attempt.
     pub(crate) last_error: L,
 }
@@ -148,8 +147,7 @@ impl<L: Default> Call<L> {
             slot: None,
             retried_below: false,
             timed_out: None,
-            rejected: false,
-            out_of_time: false,
+            not_made: None,
             last_error: L::default(),
         }
     }
@@ -275,15 +273,13 @@ impl<L: Default> Call<L> {
         let fields = self.fields();
         let described = Described(&error, format);
         let op = self.site.op();
-        if std::mem::take(&mut self.rejected) {
+        if let Some(reason) = self.not_made.take() {
             counters.failure(self.attempt, false);
-            counters.rejection();
-            export::rejection(op, self.site.policy().breaker.unwrap_or(""), self.attempt);
-            return self.give_up(&fields, error, format, GiveUpReason::BreakerOpen);
-        }
-        if std::mem::take(&mut self.out_of_time) {
-            counters.failure(self.attempt, false);
-            return self.give_up(&fields, error, format, GiveUpReason::Deadline);
+            if reason == GiveUpReason::BreakerOpen {
+                counters.rejection();
+                export::rejection(op, self.site.policy().breaker.unwrap_or(""), self.attempt);
+            }
+            return self.give_up(&fields, error, format, reason);
         }
         counters.failure(self.attempt, true);
         let timed_out = self.timed_out.take();

@@ -4,6 +4,7 @@
 use crate::attempt::AttemptScope;
 use crate::call::{Call, LastError};
 use crate::error::{FromGuardError, GuardError};
+use crate::stats::GiveUpReason;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -70,25 +71,25 @@ impl<L: Default> Call<L> {
                 self.last_error = L::default();
                 Ok(())
             }
-            Err(retry_in) => {
-                self.rejected = true;
-                Err(Err(self.not_made(|| GuardError::BreakerOpen {
+            Err(retry_in) => Err(Err(self.not_made(GiveUpReason::BreakerOpen, || {
+                GuardError::BreakerOpen {
                     op: self.site.op(),
                     breaker: breaker.name(),
                     retry_in,
-                })))
-            }
+                }
+            }))),
         }
     }
 
     /// The error of an attempt that is not made (the breaker refused it, or the deadline left
     /// it no time): the retry granted for it gives its tokens back, and the call returns its
     /// last real error, or `guard_error` for a first attempt.
-    fn not_made<E>(&mut self, guard_error: impl FnOnce() -> GuardError) -> E
+    fn not_made<E>(&mut self, why: GiveUpReason, guard_error: impl FnOnce() -> GuardError) -> E
     where
         E: FromGuardError,
         L: LastError<E>,
     {
+        self.not_made = Some(why);
         if let Some(slot) = self.slot.take() {
             slot.refund();
         }
@@ -166,9 +167,9 @@ where
             if let Some((limit, true)) = *this.limit {
                 if limit.is_zero() {
                     this.body.set(None);
-                    this.call.out_of_time = true;
                     let out_of_time = this.call.limit_error(limit, true);
-                    return Poll::Ready(Err(this.call.not_made(|| out_of_time)));
+                    let e = this.call.not_made(GiveUpReason::Deadline, || out_of_time);
+                    return Poll::Ready(Err(e));
                 }
             }
             if let Err(refused) = this.call.admit() {
