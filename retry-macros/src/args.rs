@@ -27,6 +27,15 @@ pub const KEYS: &[&str] = &[
     "crate",
 ];
 
+/// The defaults of the keys left out; the same as `retry_runtime::Policy::DEFAULT`.
+pub const DEFAULT_ATTEMPTS: u32 = 3;
+/// Growth of "exp".
+pub const DEFAULT_FACTOR: f64 = 2.0;
+/// First delay, in nanoseconds (100 ms).
+pub const DEFAULT_BASE: u64 = 100_000_000;
+/// Cap on any one delay, in nanoseconds (2 s).
+pub const DEFAULT_MAX: u64 = 2_000_000_000;
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum BackoffKind {
     Exponential,

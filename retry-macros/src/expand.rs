@@ -1,7 +1,9 @@
 //! Emits the annotated fn: the user's signature unchanged, a `static` call site holding the
 //! `const` policy, and a loop that runs the body once per attempt and asks the runtime what next.
 
-use crate::args::{Args, BackoffKind, JitterKind};
+use crate::args::{
+    Args, BackoffKind, JitterKind, DEFAULT_ATTEMPTS, DEFAULT_BASE, DEFAULT_FACTOR, DEFAULT_MAX,
+};
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::{Block, Ident, ItemFn, Type};
@@ -121,14 +123,16 @@ fn error_type_span(ret: &Type) -> Span {
 
 /// `static __STORMGUARD_SITE: Site = Site::new(Policy { … }, "op");`
 fn site(args: &Args, item: &ItemFn, private: &TokenStream) -> TokenStream {
-    let attempts = Literal::u32_unsuffixed(args.attempts.as_ref().map_or(3, |a| a.value));
+    let attempts =
+        Literal::u32_unsuffixed(args.attempts.as_ref().map_or(DEFAULT_ATTEMPTS, |a| a.value));
     let backoff = match args
         .backoff
         .as_ref()
         .map_or(BackoffKind::Exponential, |b| b.value)
     {
         BackoffKind::Exponential => {
-            let factor = Literal::f64_suffixed(args.factor.as_ref().map_or(2.0, |f| f.value));
+            let factor =
+                Literal::f64_suffixed(args.factor.as_ref().map_or(DEFAULT_FACTOR, |f| f.value));
             quote!(#private::Backoff::Exponential { factor: #factor })
         }
         BackoffKind::Fixed => quote!(#private::Backoff::Fixed),
@@ -153,8 +157,8 @@ fn site(args: &Args, item: &ItemFn, private: &TokenStream) -> TokenStream {
             quote!(#private::Duration::from_nanos(#nanos))
         }
     };
-    let base = duration(args.base.as_ref().map_or(100_000_000, |b| b.value));
-    let max = duration(args.max.as_ref().map_or(2_000_000_000, |m| m.value));
+    let base = duration(args.base.as_ref().map_or(DEFAULT_BASE, |b| b.value));
+    let max = duration(args.max.as_ref().map_or(DEFAULT_MAX, |m| m.value));
     let optional_duration = |d: Option<u64>| match d {
         Some(n) => {
             let d = duration(n);

@@ -1,13 +1,10 @@
 //! Rules that span several keys or the fn itself: `max` ≥ `base`, `factor` only with "exp",
 //! `timeout` only on an async fn, a body to wrap and a `Result` to return.
 
-use crate::args::{Args, BackoffKind};
+use crate::args::{Args, BackoffKind, DEFAULT_BASE, DEFAULT_MAX};
 use crate::duration::show;
 use syn::spanned::Spanned;
 use syn::{ItemFn, ReturnType, Type};
-
-const DEFAULT_BASE: u64 = 100_000_000;
-const DEFAULT_MAX: u64 = 2_000_000_000;
 
 /// Checks the keys against each other and against the fn; returns every problem found.
 pub fn check(args: &Args, item: &ItemFn) -> Vec<syn::Error> {
