@@ -247,21 +247,31 @@ const BUCKETS: usize = 10;
 const TAG_SHIFT: u32 = 32;
 const COUNT_MASK: u64 = (1 << TAG_SHIFT) - 1;
 
+// A time window counts successes into its buckets in batches sized to take about this share
+// of a bucket, of at most `MAX_BATCH` successes (see `Breaker::count_in_batch`).
+const BATCHES_PER_BUCKET: u64 = 16;
+const MAX_BATCH: u64 = 1024;
+
+// A count window's start: generation (low 16 bits) | sequence number (low 48 bits).
+const BASE_SHIFT: u32 = 48;
+const BASE_GEN_MASK: u64 = 0xFFFF;
+const BASE_SEQ_MASK: u64 = (1 << BASE_SHIFT) - 1;
+
 const fn bucket_tag(generation: u32, epoch: u64) -> u64 {
     ((generation as u64 & 0xFF) << 24) | (epoch & 0xFF_FFFF)
 }
 
-/// Adds one to `word` if it carries `tag`, else restarts it at one under `tag`.
-fn bump(word: &AtomicU64, tag: u64) {
+/// Adds `n` to `word` if it carries `tag`, else restarts it at `n` under `tag`.
+fn bump(word: &AtomicU64, tag: u64, n: u64) {
     let mut current = word.load(Relaxed);
     loop {
         if current >> TAG_SHIFT == tag {
-            // If another thread re-tags the bucket in between, the call lands in the newer
+            // If another thread re-tags the bucket in between, the calls land in the newer
             // epoch: off by one bucket at a bucket boundary, which the window tolerates.
-            word.fetch_add(1, Relaxed);
+            word.fetch_add(n, Relaxed);
             return;
         }
-        match word.compare_exchange(current, (tag << TAG_SHIFT) | 1, Relaxed, Relaxed) {
+        match word.compare_exchange(current, (tag << TAG_SHIFT) | n, Relaxed, Relaxed) {
             Ok(_) => return,
             Err(actual) => current = actual,
         }
@@ -436,9 +446,25 @@ pub struct Breaker {
     open_dur: AtomicU64,
     /// generation (32 bits) | failures in a row (32 bits).
     consecutive: AtomicU64,
-    /// Calls recorded so far: the clock of a `Window::Calls`.
+    /// `Window::Calls`: the calls recorded in the window so far, its clock and the sequence
+    /// number of each call (a bucket holds the calls numbered `e * span ..= e * span + span - 1`).
     calls_seen: AtomicU64,
+    /// `Window::Calls`: the failures among `calls_seen` (for [`BreakerCounts`]).
+    window_failures: AtomicU64,
+    /// `Window::Calls`: where the current closed period's window starts, as
+    /// generation (low 16 bits) << 48 | `calls_seen` then (low 48 bits).
+    window_base: AtomicU64,
+    /// `Window::Time`: successes of closed periods so far, counted into the buckets in batches.
+    window_successes: AtomicU64,
+    /// `Window::Time`: the `window_successes` count due for the next batch; `u64::MAX` while
+    /// one thread is counting a batch in.
+    batch_due: AtomicU64,
+    /// `Window::Time`: the `window_successes` count and the clock when the last batch was
+    /// counted in.
+    batched: AtomicU64,
+    batched_at: AtomicU64,
     buckets: [Bucket; BUCKETS],
+    /// Successes not counted by the window counters above: probes and late reports.
     successes: AtomicU64,
     failures: AtomicU64,
     rejections: AtomicU64,
@@ -457,6 +483,12 @@ macro_rules! new_breaker {
             open_dur: AtomicU64::new(0),
             consecutive: AtomicU64::new(0),
             calls_seen: AtomicU64::new(0),
+            window_failures: AtomicU64::new(0),
+            window_base: AtomicU64::new(0),
+            window_successes: AtomicU64::new(0),
+            batch_due: AtomicU64::new(1),
+            batched: AtomicU64::new(0),
+            batched_at: AtomicU64::new(0),
             buckets: $buckets,
             successes: AtomicU64::new(0),
             failures: AtomicU64::new(0),
@@ -684,8 +716,12 @@ impl Breaker {
             } else {
                 0
             };
+        let recorded = self.calls_seen.load(Relaxed);
+        let recorded_successes = recorded.saturating_sub(self.window_failures.load(Relaxed));
         BreakerCounts {
-            successes: self.successes.load(Relaxed),
+            successes: self.successes.load(Relaxed)
+                + self.window_successes.load(Relaxed)
+                + recorded_successes,
             failures: self.failures.load(Relaxed),
             rejections: self.rejections.load(Relaxed),
             opened: self.opened.load(Relaxed),
@@ -693,24 +729,127 @@ impl Breaker {
         }
     }
 
+    /// A success costs one atomic add (plus two loads): a count window derives its buckets'
+    /// calls from the add's sequence number, a time window counts successes into its buckets in
+    /// batches (see [`Breaker::count_in_batch`]), so neither reads the clock per success.
+    #[inline]
     fn on_success(&self, generation: u32, probe: bool) {
-        self.successes.fetch_add(1, Relaxed);
         if probe {
+            self.successes.fetch_add(1, Relaxed);
             self.probe_done(generation, ProbeOutcome::Success);
             return;
         }
         if self.state.0.load(Relaxed) != closed_word(generation) {
-            return; // admitted before the breaker opened: too late to count
+            // Admitted before the breaker opened: too late to count in the window.
+            self.successes.fetch_add(1, Relaxed);
+            return;
         }
-        let now = if self.geometry.by_calls {
-            0
+        if self.geometry.by_calls {
+            self.calls_seen.fetch_add(1, Relaxed);
         } else {
-            clock_now()
-        };
-        self.record(generation, false, now);
+            let n = self.window_successes.fetch_add(1, Relaxed) + 1;
+            if n >= self.batch_due.load(Relaxed) {
+                self.count_in_batch(generation, n);
+            }
+        }
         if self.consecutive.load(Relaxed) as u32 != 0 {
             self.consecutive.store(0, Relaxed);
         }
+    }
+
+    /// Counts the batch of successes that ends with the one numbered `n` (successes of a
+    /// time window are numbered by `window_successes`) into the window, and sizes the next.
+    ///
+    /// The one thread that claims the batch reads the clock. The next batch is sized to take
+    /// `1 / BATCHES_PER_BUCKET` of a bucket at the rate just measured, at most twice this one
+    /// and `MAX_BATCH`: one success at a time under light traffic (or a paused clock), one
+    /// clock read per thousand successes under heavy traffic. See [`Breaker::close_batch`]
+    /// for where the successes are counted.
+    #[cold]
+    #[inline(never)]
+    fn count_in_batch(&self, generation: u32, n: u64) {
+        if self.claim_batch(n).is_none() {
+            return; // another thread is counting this batch in
+        }
+        let now = clock_now();
+        let (batch, since) = self.close_batch(generation, n, now, true);
+        let next = match now.checked_sub(since) {
+            _ if since == 0 => 1,            // nothing to measure against
+            Some(0) => batch.min(MAX_BATCH), // no time passed: a paused clock
+            Some(elapsed) => {
+                let target = (self.geometry.span / BATCHES_PER_BUCKET).max(1);
+                let at_rate = batch as u128 * target as u128 / elapsed as u128;
+                let most = batch.saturating_mul(2).min(MAX_BATCH);
+                (at_rate.min(most as u128) as u64).max(1)
+            }
+            None => 1, // another runtime's clock, behind this one
+        };
+        self.batch_due.store(n + next, Release);
+    }
+
+    /// Claims the right to close the batch in progress, for the success numbered `n` (or any
+    /// caller, with `u64::MAX - 1`); returns the count it was due at.
+    fn claim_batch(&self, n: u64) -> Option<u64> {
+        let due = self.batch_due.load(Relaxed);
+        if n < due {
+            return None; // not due, or `u64::MAX`: claimed by another thread
+        }
+        self.batch_due
+            .compare_exchange(due, u64::MAX, Acquire, Relaxed)
+            .ok()
+    }
+
+    /// Counts the successes after the last batch up to the one numbered `n` into the window of
+    /// the closed period `generation`, as of `now`; run by the thread holding the claim.
+    /// Returns the batch size and when the batch began.
+    ///
+    /// A batch is sized to take a small part of a bucket, so its successes go into the bucket
+    /// of now. One that took longer than a bucket means the traffic fell since it was sized:
+    /// its successes are counted as coming at the rate that sized it, i.e. in the bucket where
+    /// it began (dropped if that bucket has left the window), but for the one that ends it
+    /// now (`ends_now`). A burst followed by silence is thus not smeared over the silence, at
+    /// the price of counting a sudden fall in traffic a bucket early.
+    fn close_batch(&self, generation: u32, n: u64, now: u64, ends_now: bool) -> (u64, u64) {
+        let since = self.batched_at.load(Relaxed);
+        let batch = n.saturating_sub(self.batched.load(Relaxed));
+        if batch != 0 && self.state.0.load(Relaxed) == closed_word(generation) {
+            let g = &self.geometry;
+            let epoch = now / g.span;
+            let began = since / g.span;
+            let (early, late) = if since == 0 || began >= epoch {
+                (0, batch)
+            } else if now - since <= g.span {
+                // Across one bucket edge: shared by the time on either side.
+                let before = (epoch * g.span - since) as u128;
+                let early = (batch as u128 * before / (now - since) as u128) as u64;
+                (early, batch - early)
+            } else if ends_now {
+                (batch - 1, 1)
+            } else {
+                (batch, 0)
+            };
+            for (e, count) in [(epoch, late), (began, early)] {
+                if count != 0 && e + g.depth > epoch {
+                    let bucket = &self.buckets[(e % BUCKETS as u64) as usize];
+                    bump(&bucket.calls, bucket_tag(generation, e), count);
+                }
+            }
+        }
+        self.batched.store(n, Relaxed);
+        self.batched_at.store(now, Relaxed);
+        (batch, since)
+    }
+
+    /// Before a time window is judged: counts the successes since the last batch in, unless
+    /// another thread is doing so (then [`Breaker::window`] estimates them).
+    fn close_batch_for_failure(&self, generation: u32, now: u64) {
+        let Some(due) = self.claim_batch(u64::MAX - 1) else {
+            return;
+        };
+        let step = due.saturating_sub(self.batched.load(Relaxed)).max(1);
+        let n = self.window_successes.load(Relaxed);
+        self.close_batch(generation, n, now, false);
+        self.batch_due.store(n + step, Release);
     }
 
     fn on_failure(&self, generation: u32, probe: bool, now: u64) {
@@ -724,12 +863,15 @@ impl Breaker {
             return; // admitted before the breaker opened: too late to count
         }
         let run = self.bump_consecutive(generation);
-        let epoch = self.record(generation, true, now);
+        if !self.geometry.by_calls {
+            self.close_batch_for_failure(generation, now);
+        }
+        let at = self.record_failure(generation, now);
         let g = &self.geometry;
         let trip = if g.consecutive != 0 && run >= g.consecutive {
             Some(("consecutive failures", run))
         } else {
-            let (calls, failures) = self.window(generation, epoch);
+            let (calls, failures) = self.window(generation, at);
             let rate_reached = calls >= g.min_calls && failures as f64 >= g.rate * calls as f64;
             rate_reached.then_some(("failure rate", failures))
         };
@@ -767,40 +909,100 @@ impl Breaker {
         }
     }
 
-    /// Counts one call of the closed period `generation` in the window; returns its epoch.
-    fn record(&self, generation: u32, failed: bool, now: u64) -> u64 {
+    /// Counts one failure of the closed period `generation` in the window; returns where it
+    /// was recorded: its sequence number in a count window, its clock in a time window.
+    fn record_failure(&self, generation: u32, now: u64) -> u64 {
         let g = &self.geometry;
-        let epoch = if g.by_calls {
-            self.calls_seen.fetch_add(1, Relaxed) / g.span
+        let (at, counts_calls) = if g.by_calls {
+            self.window_failures.fetch_add(1, Relaxed);
+            (self.calls_seen.fetch_add(1, Relaxed), false)
         } else {
-            now / g.span
+            (now, true)
         };
+        let epoch = at / g.span;
         let bucket = &self.buckets[(epoch % BUCKETS as u64) as usize];
         let tag = bucket_tag(generation, epoch);
-        bump(&bucket.calls, tag);
-        if failed {
-            bump(&bucket.failures, tag);
+        if counts_calls {
+            bump(&bucket.calls, tag, 1);
         }
-        epoch
+        bump(&bucket.failures, tag, 1);
+        at
     }
 
-    /// `(calls, failures)` in the window ending at `epoch` of the closed period `generation`.
-    fn window(&self, generation: u32, epoch: u64) -> (u64, u64) {
+    /// `(calls, failures)` in the window of the closed period `generation` that ends with the
+    /// failure recorded at `at` (see [`Breaker::record_failure`]).
+    fn window(&self, generation: u32, at: u64) -> (u64, u64) {
+        let g = &self.geometry;
+        let epoch = at / g.span;
+        let oldest = (epoch + 1).saturating_sub(g.depth);
         let (mut calls, mut failures) = (0, 0);
-        for back in 0..self.geometry.depth.min(epoch + 1) {
-            let e = epoch - back;
+        for e in oldest..=epoch {
             let bucket = &self.buckets[(e % BUCKETS as u64) as usize];
             let tag = bucket_tag(generation, e);
-            let c = bucket.calls.load(Relaxed);
-            if c >> TAG_SHIFT == tag {
-                calls += c & COUNT_MASK;
-            }
             let f = bucket.failures.load(Relaxed);
             if f >> TAG_SHIFT == tag {
                 failures += f & COUNT_MASK;
             }
+            let c = bucket.calls.load(Relaxed);
+            if !g.by_calls && c >> TAG_SHIFT == tag {
+                calls += c & COUNT_MASK;
+            }
+        }
+        if g.by_calls {
+            // Every call numbered from the window's first bucket (or from the period's first
+            // call, if later) up to this one.
+            let start = (oldest * g.span).max(self.window_start(generation, at));
+            calls = at + 1 - start;
+        } else {
+            calls += self.batch_so_far(oldest * g.span);
         }
         (calls, failures)
+    }
+
+    /// The successes of the time-window batch in progress (not in the buckets yet) if it
+    /// began after `start` (the window's first bucket), as [`Breaker::close_batch`] counts them;
+    /// only seen while another thread is closing the batch.
+    fn batch_so_far(&self, start: u64) -> u64 {
+        let pending =
+            (self.window_successes.load(Relaxed)).saturating_sub(self.batched.load(Relaxed));
+        let since = self.batched_at.load(Relaxed);
+        if since == 0 || since >= start {
+            pending
+        } else {
+            0
+        }
+    }
+
+    /// The sequence number of the first call of the closed period `generation` (count
+    /// window), or `seq` itself while the close that began it is still being published.
+    fn window_start(&self, generation: u32, seq: u64) -> u64 {
+        let base = self.window_base.load(Relaxed);
+        if base >> BASE_SHIFT != generation as u64 & BASE_GEN_MASK {
+            return seq;
+        }
+        // The base is stored as its low 48 bits; it is at most 2^47 calls back.
+        let back = seq.wrapping_sub(base) & BASE_SEQ_MASK;
+        if back <= seq && back < 1 << (BASE_SHIFT - 1) {
+            seq - back
+        } else {
+            seq
+        }
+    }
+
+    /// Starts the window of the closed period `generation` at the next call: a count window
+    /// from the next sequence number, a time window with no batch of successes in progress
+    /// (a success from the closed period before is not carried over).
+    fn start_window(&self, generation: u32) {
+        if self.geometry.by_calls {
+            let seq = self.calls_seen.load(Relaxed) & BASE_SEQ_MASK;
+            let packed = ((generation as u64 & BASE_GEN_MASK) << BASE_SHIFT) | seq;
+            self.window_base.store(packed, Relaxed);
+        } else if self.claim_batch(u64::MAX - 1).is_some() {
+            let n = self.window_successes.load(Relaxed);
+            self.batched.store(n, Relaxed);
+            self.batched_at.store(0, Relaxed);
+            self.batch_due.store(n + 1, Release);
+        }
     }
 
     /// A probe of the half-open period `generation` reported (or was dropped). Results from an
@@ -838,12 +1040,15 @@ impl Breaker {
                             "probe failed",
                             1,
                         ),
-                        (ProbeOutcome::Success, CLOSED) => self.log(
-                            BreakerState::HalfOpen,
-                            BreakerState::Closed,
-                            "probes succeeded",
-                            0,
-                        ),
+                        (ProbeOutcome::Success, CLOSED) => {
+                            self.start_window(generation.wrapping_add(1));
+                            self.log(
+                                BreakerState::HalfOpen,
+                                BreakerState::Closed,
+                                "probes succeeded",
+                                0,
+                            )
+                        }
                         _ => {}
                     }
                     return;
@@ -935,6 +1140,7 @@ pub struct Permit {
 
 impl Permit {
     /// The attempt succeeded (or failed in a way that shows the downstream is up).
+    #[inline]
     pub fn success(self) {
         let permit = ManuallyDrop::new(self);
         permit.breaker.on_success(permit.generation, permit.probe);

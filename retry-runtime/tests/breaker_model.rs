@@ -425,25 +425,32 @@ async fn stale_permit_from_previous_generation_is_ignored() {
 
 #[tokio::test(start_paused = true)]
 async fn closing_starts_a_fresh_window() {
-    static B: Breaker = Breaker::new(
-        "fresh-window",
-        BreakerConfig::DEFAULT
-            .with_min_calls(4)
-            .with_consecutive_failures(Some(5))
-            .with_open_for(secs(1)),
-    );
+    const CONFIG: BreakerConfig = BreakerConfig::DEFAULT
+        .with_min_calls(4)
+        .with_consecutive_failures(Some(5))
+        .with_open_for(secs(1));
+    static B: Breaker = Breaker::new("fresh-window", CONFIG);
+    static BY_CALLS: Breaker =
+        Breaker::new("fresh-count-window", CONFIG.with_window(Window::Calls(10)));
     start().await;
-    fail(&B, 4);
-    assert_eq!(B.state(), BreakerState::Open);
+    fresh_window_after_closing(&B).await;
+    fresh_window_after_closing(&BY_CALLS).await;
+}
+
+async fn fresh_window_after_closing(b: &'static Breaker) {
+    fail(b, 4);
+    assert_eq!(b.state(), BreakerState::Open);
     advance(secs(1)).await;
-    B.admit().unwrap().success();
-    assert_eq!(B.state(), BreakerState::Closed);
-    assert_eq!(B.counts().consecutive_failures, 0);
-    // The 4 failures are 1 s old, well inside the 10 s window, yet forgotten.
-    fail(&B, 3);
-    assert_eq!(B.state(), BreakerState::Closed);
-    fail(&B, 1);
-    assert_eq!(B.state(), BreakerState::Open);
+    b.admit().unwrap().success();
+    assert_eq!(b.state(), BreakerState::Closed);
+    assert_eq!(b.counts().consecutive_failures, 0);
+    // The 4 failures are 1 s old (the last 4 calls), well inside the window, yet forgotten:
+    // 3 calls are fewer than min_calls, and the 4th makes it 3 failures of 4 (not 3 of 8).
+    succeed(b, 1);
+    fail(b, 2);
+    assert_eq!(b.state(), BreakerState::Closed);
+    fail(b, 1);
+    assert_eq!(b.state(), BreakerState::Open);
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,0 +1,239 @@
+//! A time-window breaker counts successes in batches (one clock read per batch, not per
+//! success); these runs on tokio's paused clock check that it opens when, and only when, an
+//! exact window (every call kept with its time) reaches the failure rate.
+
+use retry_runtime::breaker::{Breaker, BreakerConfig, BreakerState};
+use retry_runtime::clock::now_nanos;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::time::{advance, Instant};
+
+/// `BreakerConfig::DEFAULT`'s window: 10 buckets of 1 s, rate 0.5, at least 20 calls.
+struct Exact {
+    /// bucket → (calls, failures)
+    buckets: BTreeMap<u64, (u64, u64)>,
+}
+
+const SPAN: u64 = 1_000_000_000;
+
+impl Exact {
+    fn new() -> Exact {
+        Exact {
+            buckets: BTreeMap::new(),
+        }
+    }
+
+    /// Records one call now; true if it is a failure that brings the window to the rate.
+    fn record(&mut self, failed: bool) -> bool {
+        let epoch = now_nanos() / SPAN;
+        let bucket = self.buckets.entry(epoch).or_default();
+        bucket.0 += 1;
+        bucket.1 += failed as u64;
+        let oldest = (epoch + 1).saturating_sub(10);
+        self.buckets.retain(|&e, _| e >= oldest);
+        let (calls, failures) = self
+            .buckets
+            .values()
+            .fold((0, 0), |(c, f), b| (c + b.0, f + b.1));
+        failed && calls >= 20 && failures * 2 >= calls
+    }
+}
+
+/// When the breaker opened and when the exact window would have, from the start of a run.
+#[derive(Debug, Default)]
+struct Opened {
+    breaker: Option<Duration>,
+    exact: Option<Duration>,
+}
+
+impl Opened {
+    /// Both opened within `slack` of each other, or neither did.
+    fn agree(&self, slack: Duration) -> bool {
+        match (self.breaker, self.exact) {
+            (None, None) => true,
+            (Some(b), Some(x)) => b.abs_diff(x) <= slack,
+            _ => false,
+        }
+    }
+}
+
+/// A stretch of traffic: `calls` calls, `per_sec` of them per second, each failing with
+/// probability `failing`.
+#[derive(Clone, Copy)]
+struct Traffic {
+    calls: u64,
+    per_sec: u64,
+    failing: f64,
+}
+
+/// Runs the stretches through `b` and the exact window, until both have opened or the traffic
+/// ends.
+async fn run(b: &'static Breaker, traffic: &[Traffic], seed: u64) -> Opened {
+    retry_runtime::clock::origin();
+    advance(Duration::from_secs(1)).await;
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut exact = Exact::new();
+    let mut opened = Opened::default();
+    let began = Instant::now();
+    let mut owed = Duration::ZERO;
+    for stretch in traffic {
+        let gap = Duration::from_nanos(1_000_000_000 / stretch.per_sec);
+        for _ in 0..stretch.calls {
+            let failed = rng.f64() < stretch.failing;
+            if opened.exact.is_none() && exact.record(failed) {
+                opened.exact = Some(began.elapsed());
+            }
+            if opened.breaker.is_none() {
+                let permit = b.admit().expect("closed until it opens");
+                if failed {
+                    permit.failure();
+                } else {
+                    permit.success();
+                }
+                if b.state() == BreakerState::Open {
+                    opened.breaker = Some(began.elapsed());
+                }
+            }
+            if opened.breaker.is_some() && opened.exact.is_some() {
+                return opened;
+            }
+            // Advance the paused clock in steps of at least 10 µs, so that a burst does not
+            // cost one `advance` per call (yet its calls do not all happen at one instant).
+            owed += gap;
+            if owed >= Duration::from_micros(10) {
+                advance(owed).await;
+                owed = Duration::ZERO;
+            }
+        }
+    }
+    opened
+}
+
+fn slack() -> Duration {
+    Duration::from_millis(250)
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outage_after_heavy_traffic_opens_it_when_an_exact_window_would() {
+    static B: Breaker = Breaker::new("window-outage", BreakerConfig::DEFAULT);
+    let traffic = [
+        Traffic {
+            calls: 40_000,
+            per_sec: 2_000,
+            failing: 0.0,
+        },
+        Traffic {
+            calls: 20_000,
+            per_sec: 2_000,
+            failing: 1.0,
+        },
+    ];
+    let opened = run(&B, &traffic, 1).await;
+    assert!(opened.agree(slack()), "{opened:?}");
+    // 20 s of successes, then the failures outweigh the successes left in the window.
+    let after = opened.breaker.unwrap() - Duration::from_secs(20);
+    assert!(after > Duration::from_secs(4), "{opened:?}");
+    assert_eq!(B.counts().successes, 40_000, "no success lost in a batch");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_steady_failure_rate_below_the_threshold_never_opens_it() {
+    static B: Breaker = Breaker::new("window-steady-40", BreakerConfig::DEFAULT);
+    // (Starting at 40 % straight away, the first 20 calls could reach 50 % by chance.)
+    let traffic = [
+        Traffic {
+            calls: 2_000,
+            per_sec: 2_000,
+            failing: 0.05,
+        },
+        Traffic {
+            calls: 60_000,
+            per_sec: 2_000,
+            failing: 0.4,
+        },
+    ];
+    let opened = run(&B, &traffic, 2).await;
+    assert_eq!(opened.breaker, None, "{opened:?}");
+    assert!(opened.agree(slack()), "{opened:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rising_failure_rate_opens_it_when_an_exact_window_would() {
+    static B: Breaker = Breaker::new("window-rising", BreakerConfig::DEFAULT);
+    let traffic = [
+        Traffic {
+            calls: 20_000,
+            per_sec: 5_000,
+            failing: 0.05,
+        },
+        Traffic {
+            calls: 100_000,
+            per_sec: 5_000,
+            failing: 0.7,
+        },
+    ];
+    let opened = run(&B, &traffic, 3).await;
+    assert!(
+        opened.breaker.is_some() && opened.agree(slack()),
+        "{opened:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_long_ago_does_not_dilute_a_later_outage() {
+    static B: Breaker = Breaker::new("window-burst", BreakerConfig::DEFAULT);
+    // 1 000 successes within a millisecond, then 30 s of nothing, then an outage at 10 calls
+    // per second: as in an exact window, its 20th failure (after 2 s) opens it.
+    let burst = Traffic {
+        calls: 1_000,
+        per_sec: 1_000_000,
+        failing: 0.0,
+    };
+    let opened = run(&B, &[burst], 4).await;
+    assert_eq!(opened.breaker, None);
+    advance(Duration::from_secs(30)).await;
+    let began = Instant::now();
+    let mut failures = 0;
+    while B.state() == BreakerState::Closed {
+        B.admit().unwrap().failure();
+        failures += 1;
+        advance(Duration::from_millis(100)).await;
+    }
+    assert_eq!(failures, 20, "after {:?}", began.elapsed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fall_in_traffic_keeps_the_window_true() {
+    static B: Breaker = Breaker::new("window-fall", BreakerConfig::DEFAULT);
+    static C: Breaker = Breaker::new("window-fall-60", BreakerConfig::DEFAULT);
+    let heavy = Traffic {
+        calls: 48_000,
+        per_sec: 16_000,
+        failing: 0.0,
+    };
+    let below = [
+        heavy,
+        Traffic {
+            calls: 6_000,
+            per_sec: 100,
+            failing: 0.3,
+        },
+    ];
+    let opened = run(&B, &below, 5).await;
+    assert_eq!(opened.breaker, None, "{opened:?}");
+    assert!(opened.agree(slack()), "{opened:?}");
+
+    let above = [
+        heavy,
+        Traffic {
+            calls: 6_000,
+            per_sec: 100,
+            failing: 0.6,
+        },
+    ];
+    let opened = run(&C, &above, 6).await;
+    assert!(
+        opened.breaker.is_some() && opened.agree(slack()),
+        "{opened:?}"
+    );
+}
