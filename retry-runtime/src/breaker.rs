@@ -48,7 +48,10 @@ pub enum BreakerState {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Window {
     /// The calls of the last `d`, counted in 10 buckets of `d / 10`: the window slides one
-    /// bucket at a time, so it holds the last 90 % to 100 % of `d`.
+    /// bucket at a time, so it holds the last 90 % to 100 % of `d`. Successes are counted
+    /// into the buckets in batches that take about a sixteenth of a bucket each (one clock
+    /// read per batch), so a success may be counted in the bucket next to its own when its
+    /// batch spans a bucket's end.
     Time(Duration),
     /// The last `n` calls, counted in buckets of `⌈n / 10⌉` calls: the oldest bucket leaves
     /// in one piece, so the window holds `n` calls give or take `⌈n / 10⌉ − 1` (exactly `n`
@@ -408,8 +411,9 @@ fn jitter_factor() -> f64 {
 /// One named circuit breaker: decides, per attempt, whether the downstream gets called.
 ///
 /// Lock-free and allocation-free: a closed [`admit`](Breaker::admit) is one atomic load, and
-/// recording an outcome while closed is a few atomic adds (plus a clock read with a
-/// [`Window::Time`]). `Breaker::new` is a `const fn`, so a breaker lives in a `static` and
+/// recording a success while closed is one atomic add and no clock read (a [`Window::Time`]
+/// reads the clock once per batch of successes); a failure reads the clock and judges the
+/// window. `Breaker::new` is a `const fn`, so a breaker lives in a `static` and
 /// needs no init call.
 ///
 /// ```
@@ -762,7 +766,7 @@ impl Breaker {
     ///
     /// The one thread that claims the batch reads the clock. The next batch is sized to take
     /// `1 / BATCHES_PER_BUCKET` of a bucket at the rate just measured, at most twice this one
-    /// and `MAX_BATCH`: one success at a time under light traffic (or a paused clock), one
+    /// and `MAX_BATCH`: one success at a time under light traffic (or a clock standing still), one
     /// clock read per thousand successes under heavy traffic. See [`Breaker::close_batch`]
     /// for where the successes are counted.
     #[cold]
@@ -835,6 +839,8 @@ impl Breaker {
                 }
             }
         }
+        // After the buckets: a failure judged meanwhile on another thread may count this batch
+        // twice (in the buckets and as in progress), never not at all.
         self.batched.store(n, Relaxed);
         self.batched_at.store(now, Relaxed);
         (batch, since)
