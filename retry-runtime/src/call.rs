@@ -12,6 +12,7 @@ use crate::log::{self, Fields};
 use crate::site::Site;
 use crate::stats::GiveUpReason;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -107,12 +108,36 @@ impl<E> LastError<E> for Option<E> {
 /// The state of one call across its attempts. Created by the generated code at the top of
 /// the fn; dropping it (with the fn's future) releases everything it holds. `L` keeps the last
 /// error for a breaker (see [`LastError`]).
+///
+/// A first-try success only needs the site and the attempt number: everything else lives in
+/// [`CallState`], built on first use (the first failure, a breaker's permit), so that such a call neither builds nor drops it.
 #[derive(Debug)]
 pub struct Call<L = ()> {
     pub(crate) site: &'static Site,
     /// Number of the attempt running or last run (0 before the first).
     pub(crate) attempt: u32,
+    /// The last attempt contained a nested annotated call that retried and gave up.
+    pub(crate) retried_below: bool,
+    /// When the call started, for a policy with a deadline.
     pub(crate) started: Option<Instant>,
+    /// The rest of the call's state; `None` until something needs it. Dropped by hand (see
+    /// `Drop for Call`), so that dropping a call without it is one inline check.
+    pub(crate) state: ManuallyDrop<Option<CallState<L>>>,
+}
+
+impl<L> Drop for Call<L> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.state.is_some() {
+            // SAFETY: `state` is dropped here only, once, and not used afterwards.
+            unsafe { ManuallyDrop::drop(&mut self.state) }
+        }
+    }
+}
+
+/// What a call keeps beyond its attempt number, once a failure or a guard needs it.
+#[derive(Debug)]
+pub(crate) struct CallState<L> {
     previous_delay: Duration,
     call_id: u64,
     pub(crate) span: Span,
@@ -120,8 +145,6 @@ pub struct Call<L = ()> {
     pub(crate) permit: Option<Permit>,
     /// The budget's grant for the running retry (counts toward `max_concurrent`).
     pub(crate) slot: Option<RetrySlot>,
-    /// The last attempt contained a nested annotated call that retried and gave up.
-    pub(crate) retried_below: bool,
     /// The last attempt was cancelled by its timeout (`Some(true)`: by the deadline).
     pub(crate) timed_out: Option<bool>,
     /// The last attempt was not made (no call reached the downstream), and why: the breaker
@@ -129,6 +152,29 @@ pub struct Call<L = ()> {
     pub(crate) not_made: Option<GiveUpReason>,
     /// The error the call will return if the breaker refuses its next attempt.
     pub(crate) last_error: L,
+}
+
+impl<L: Default> CallState<L> {
+    fn new() -> Self {
+        CallState {
+            previous_delay: Duration::ZERO,
+            call_id: 0,
+            span: Span::none(),
+            permit: None,
+            slot: None,
+            timed_out: None,
+            not_made: None,
+            last_error: L::default(),
+        }
+    }
+}
+
+impl<L> Call<L> {
+    /// Enters the call's span, if a failure opened one.
+    #[inline]
+    pub(crate) fn enter_span(&self) -> Option<tracing::span::Entered<'_>> {
+        self.state.as_ref().map(|state| state.span.enter())
+    }
 }
 
 impl<L: Default> Call<L> {
@@ -139,24 +185,22 @@ impl<L: Default> Call<L> {
         Call {
             site,
             attempt: 0,
-            started: site.policy().deadline.map(|_| Instant::now()),
-            previous_delay: Duration::ZERO,
-            call_id: 0,
-            span: Span::none(),
-            permit: None,
-            slot: None,
             retried_below: false,
-            timed_out: None,
-            not_made: None,
-            last_error: L::default(),
+            started: site.policy().deadline.map(|_| Instant::now()),
+            state: ManuallyDrop::new(None),
         }
+    }
+
+    /// The rest of the call's state, built on first use.
+    #[inline]
+    pub(crate) fn state(&mut self) -> &mut CallState<L> {
+        self.state.get_or_insert_with(CallState::new)
     }
 
     /// The next attempt, for a policy without `timeout`, `deadline` or `breaker`.
     #[inline]
     pub fn attempt<F: Future>(&mut self, body: F) -> Attempt<'_, F, L> {
-        self.attempt += 1;
-        self.last_error = L::default();
+        self.forget_last_error();
         Attempt {
             scope: AttemptScope::new(self.attempt),
             call: self,
@@ -167,15 +211,23 @@ impl<L: Default> Call<L> {
     /// The next attempt of a blocking fn.
     #[inline]
     pub fn attempt_blocking<R>(&mut self, body: impl FnOnce() -> R) -> R {
-        self.attempt += 1;
-        self.last_error = L::default();
+        self.forget_last_error();
         let scope = AttemptScope::new(self.attempt);
         let out = {
-            let _entered = self.span.enter();
+            let _entered = self.enter_span();
             scope.enter(body)
         };
         self.retried_below = scope.retried_below();
         out
+    }
+
+    /// Counts the next attempt; the error of the previous one is no longer needed.
+    #[inline]
+    fn forget_last_error(&mut self) {
+        self.attempt += 1;
+        if let Some(state) = &mut *self.state {
+            state.last_error = L::default();
+        }
     }
 
     /// Sleeps on tokio's clock before the next attempt.
@@ -205,11 +257,13 @@ impl<L: Default> Call<L> {
 
     /// The call's id, assigned (and its span opened) at its first failure.
     pub(crate) fn call_id(&mut self) -> u64 {
-        if self.call_id == 0 {
-            self.call_id = log::next_call_id();
-            self.span = log::call_span(self.site.op(), self.site.policy().breaker, self.call_id);
+        let site = self.site;
+        let state = self.state();
+        if state.call_id == 0 {
+            state.call_id = log::next_call_id();
+            state.span = log::call_span(site.op(), site.policy().breaker, state.call_id);
         }
-        self.call_id
+        state.call_id
     }
 
     /// Decides what follows an attempt: return its result, or retry after a delay.
@@ -242,14 +296,17 @@ impl<L: Default> Call<L> {
 
     #[inline]
     fn on_success(&mut self) {
-        if let Some(permit) = self.permit.take() {
-            permit.success();
-        }
-        // A retry that succeeds gives its tokens back: only retries that fail cost the budget
-        // (as in gRPC's retry throttling). An outage, where retries fail, still drains it; a
-        // steady failure rate is retried in full as long as successes fund the failed retries.
-        if let Some(slot) = self.slot.take() {
-            slot.refund();
+        if let Some(state) = &mut *self.state {
+            if let Some(permit) = state.permit.take() {
+                permit.success();
+            }
+            // A retry that succeeds gives its tokens back: only retries that fail cost the
+            // budget (as in gRPC's retry throttling). An outage, where retries fail, still
+            // drains it; a steady failure rate is retried in full as long as successes fund
+            // the failed retries.
+            if let Some(slot) = state.slot.take() {
+                slot.refund();
+            }
         }
         self.site.record_success(self.attempt);
         self.site.budget().deposit();
@@ -268,12 +325,12 @@ impl<L: Default> Call<L> {
         W: Transient<E> + ?Sized,
         H: RetryHint<E> + ?Sized,
     {
-        self.slot = None;
+        self.state().slot = None;
         let counters = self.site.counters();
         let fields = self.fields();
         let described = Described(&error, format);
         let op = self.site.op();
-        if let Some(reason) = self.not_made.take() {
+        if let Some(reason) = self.state().not_made.take() {
             counters.failure(self.attempt, false);
             if reason == GiveUpReason::BreakerOpen {
                 counters.rejection();
@@ -282,13 +339,13 @@ impl<L: Default> Call<L> {
             return self.give_up(&fields, error, format, reason);
         }
         counters.failure(self.attempt, true);
-        let timed_out = self.timed_out.take();
+        let timed_out = self.state().timed_out.take();
         export::failure(op, self.attempt, timed_out.is_some());
         if timed_out.is_some() {
             counters.timeout();
         }
         let transient = when.is_transient(&error);
-        if let Some(permit) = self.permit.take() {
+        if let Some(permit) = self.state().permit.take() {
             // A permanent error means the downstream answered: it counts as a success.
             if transient || timed_out.is_some() {
                 permit.failure();
@@ -298,12 +355,14 @@ impl<L: Default> Call<L> {
         }
         match self.next_delay(transient, timed_out, retry_after, &error) {
             Ok(delay) => {
-                self.span
-                    .in_scope(|| log::retrying(&fields, described, delay));
                 counters.retry(self.attempt);
+                let state = self.state();
+                state
+                    .span
+                    .in_scope(|| log::retrying(&fields, described, delay));
                 export::retry(op);
-                self.previous_delay = delay;
-                self.last_error.keep(error);
+                state.previous_delay = delay;
+                state.last_error.keep(error);
                 Verdict::Retry(delay)
             }
             Err(reason) => self.give_up(&fields, error, format, reason),
@@ -333,7 +392,7 @@ impl<L: Default> Call<L> {
             return Err(GiveUpReason::AttemptsExhausted);
         }
         let backoff = delay_before_retry(policy, self.attempt);
-        let mut delay = jittered(policy, backoff, self.previous_delay, random_unit());
+        let mut delay = jittered(policy, backoff, self.state().previous_delay, random_unit());
         if let Some(hint) = retry_after.retry_after(error) {
             if hint > policy.max {
                 return Err(GiveUpReason::RetryAfterTooLong);
@@ -363,7 +422,7 @@ impl<L: Default> Call<L> {
         let granted = budget.try_withdraw(cost);
         export::budget_tokens(budget.name(), budget.tokens());
         match granted {
-            Ok(slot) => self.slot = Some(slot),
+            Ok(slot) => self.state().slot = Some(slot),
             Err(_) => return Err(GiveUpReason::Budget),
         }
         Ok(delay)
@@ -377,11 +436,12 @@ impl<L: Default> Call<L> {
         reason: GiveUpReason,
     ) -> Verdict<T, E> {
         let described = Described(&error, format);
-        if reason == GiveUpReason::BreakerOpen && self.attempt <= 1 {
-            self.span.in_scope(|| log::failed_fast(fields, described));
+        let first = self.attempt <= 1;
+        let span = &self.state().span;
+        if reason == GiveUpReason::BreakerOpen && first {
+            span.in_scope(|| log::failed_fast(fields, described));
         } else {
-            self.span
-                .in_scope(|| log::gave_up(fields, described, reason));
+            span.in_scope(|| log::gave_up(fields, described, reason));
         }
         self.site.counters().give_up(reason);
         export::give_up(self.site.op(), reason);
@@ -399,7 +459,9 @@ impl<L: Default> Call<L> {
 
     pub(crate) fn log_timeout(&mut self, limit: Duration) {
         let fields = self.fields();
-        self.span.in_scope(|| log::timed_out(&fields, limit));
+        self.state()
+            .span
+            .in_scope(|| log::timed_out(&fields, limit));
     }
 }
 
@@ -422,7 +484,7 @@ impl<F: Future, L> Future for Attempt<'_, F, L> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let polled = {
-            let _entered = this.call.span.enter();
+            let _entered = this.call.enter_span();
             let body = this.body;
             this.scope.enter(|| body.poll(cx))
         };

@@ -67,8 +67,9 @@ impl<L: Default> Call<L> {
         };
         match breaker.admit() {
             Ok(permit) => {
-                self.permit = Some(permit);
-                self.last_error = L::default();
+                let state = self.state();
+                state.permit = Some(permit);
+                state.last_error = L::default();
                 Ok(())
             }
             Err(retry_in) => Err(Err(self.not_made(GiveUpReason::BreakerOpen, || {
@@ -89,11 +90,12 @@ impl<L: Default> Call<L> {
         E: FromGuardError,
         L: LastError<E>,
     {
-        self.not_made = Some(why);
-        if let Some(slot) = self.slot.take() {
+        let state = self.state();
+        state.not_made = Some(why);
+        if let Some(slot) = state.slot.take() {
             slot.refund();
         }
-        match self.last_error.take_error() {
+        match state.last_error.take_error() {
             Some(last) => last,
             None => E::from_guard_error(guard_error()),
         }
@@ -182,7 +184,7 @@ where
             panic!("a guarded attempt was polled after it completed");
         };
         let polled = {
-            let _entered = this.call.span.enter();
+            let _entered = this.call.enter_span();
             this.scope.enter(|| body.poll(cx))
         };
         if polled.is_ready() {
@@ -204,7 +206,7 @@ where
             Poll::Ready(()) => {
                 // Cancel the stale attempt now, before the log, the delay and the next attempt.
                 this.body.set(None);
-                this.call.timed_out = Some(by_deadline);
+                this.call.state().timed_out = Some(by_deadline);
                 this.call.log_timeout(limit);
                 let e = this.call.limit_error(limit, by_deadline);
                 Poll::Ready(Err(E::from_guard_error(e)))
