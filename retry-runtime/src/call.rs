@@ -231,8 +231,10 @@ impl<L: Default> Call<L> {
     }
 
     /// Sleeps on tokio's clock before the next attempt.
-    pub fn sleep(&self, delay: Duration) -> tokio::time::Sleep {
-        tokio::time::sleep(delay)
+    pub fn sleep(&self, delay: Duration) -> Pause {
+        Pause {
+            sleep: ManuallyDrop::new(tokio::time::sleep(delay)),
+        }
     }
 
     /// Sleeps the thread before the next attempt of a blocking fn; warns once per call site
@@ -462,6 +464,36 @@ impl<L: Default> Call<L> {
         self.state()
             .span
             .in_scope(|| log::timed_out(&fields, limit));
+    }
+}
+
+/// The sleep before a retry: tokio's `Sleep`, dropped out of line.
+///
+/// The annotated fn's future holds this across its second `.await`; inline, `Sleep`'s drop
+/// (timer deregistration, runtime handle) made that future's drop glue too big to be inlined,
+/// and every call, a first-try success included, paid an out-of-line call to drop it.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct Pause {
+    sleep: ManuallyDrop<tokio::time::Sleep>,
+}
+
+impl Future for Pause {
+    type Output = ();
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // SAFETY: structural pinning of `sleep`: it is never moved out of `Pause`, and is
+        // dropped in place (`Drop` below); `Pause` is `!Unpin` because `Sleep` is.
+        unsafe { self.map_unchecked_mut(|pause| &mut *pause.sleep) }.poll(cx)
+    }
+}
+
+impl Drop for Pause {
+    #[inline(never)]
+    fn drop(&mut self) {
+        // SAFETY: dropped here only, once, in place (see `poll`).
+        unsafe { ManuallyDrop::drop(&mut self.sleep) }
     }
 }
 
