@@ -109,15 +109,16 @@ impl<E> LastError<E> for Option<E> {
 /// the fn; dropping it (with the fn's future) releases everything it holds. `L` keeps the last
 /// error for a breaker (see [`LastError`]).
 ///
-/// A first-try success only needs the site and the attempt number: everything else lives in
-/// [`CallState`], built on first use (the first failure, a breaker's permit), so that such a call neither builds nor drops it.
+/// A first-try success only needs the site and the attempt's scope: everything else lives in
+/// `CallState`, built on first use (the first failure, a breaker's permit), so that such a
+/// call neither builds nor drops it.
 #[derive(Debug)]
 pub struct Call<L = ()> {
     pub(crate) site: &'static Site,
-    /// Number of the attempt running or last run (0 before the first).
-    pub(crate) attempt: u32,
-    /// The last attempt contained a nested annotated call that retried and gave up.
-    pub(crate) retried_below: bool,
+    /// The attempt running or last run: its number (0 before the first), and whether a
+    /// nested annotated call in it retried and gave up. The running attempt's body reads it
+    /// through the thread-local `AttemptScope::enter` sets.
+    pub(crate) scope: AttemptScope,
     /// When the call started, for a policy with a deadline.
     pub(crate) started: Option<Instant>,
     /// The rest of the call's state; `None` until something needs it. Dropped by hand (see
@@ -184,8 +185,7 @@ impl<L: Default> Call<L> {
         site.ensure_registered();
         Call {
             site,
-            attempt: 0,
-            retried_below: false,
+            scope: AttemptScope::new(0),
             started: site.policy().deadline.map(|_| Instant::now()),
             state: ManuallyDrop::new(None),
         }
@@ -201,30 +201,21 @@ impl<L: Default> Call<L> {
     #[inline]
     pub fn attempt<F: Future>(&mut self, body: F) -> Attempt<'_, F, L> {
         self.forget_last_error();
-        Attempt {
-            scope: AttemptScope::new(self.attempt),
-            call: self,
-            body,
-        }
+        Attempt { call: self, body }
     }
 
     /// The next attempt of a blocking fn.
     #[inline]
     pub fn attempt_blocking<R>(&mut self, body: impl FnOnce() -> R) -> R {
         self.forget_last_error();
-        let scope = AttemptScope::new(self.attempt);
-        let out = {
-            let _entered = self.enter_span();
-            scope.enter(body)
-        };
-        self.retried_below = scope.retried_below();
-        out
+        let _entered = self.enter_span();
+        self.scope.enter(body)
     }
 
     /// Counts the next attempt; the error of the previous one is no longer needed.
     #[inline]
     fn forget_last_error(&mut self) {
-        self.attempt += 1;
+        self.scope.next();
         if let Some(state) = &mut *self.state {
             state.last_error = L::default();
         }
@@ -252,7 +243,7 @@ impl<L: Default> Call<L> {
             op: self.site.op(),
             upstream: policy.breaker.unwrap_or(self.site.op()),
             call_id: self.call_id(),
-            attempt: self.attempt,
+            attempt: self.scope.number,
             max_attempts: policy.attempts,
         }
     }
@@ -310,7 +301,7 @@ impl<L: Default> Call<L> {
                 slot.refund();
             }
         }
-        self.site.record_success(self.attempt);
+        self.site.record_success(self.scope.number);
         self.site.budget().deposit();
     }
 
@@ -333,16 +324,20 @@ impl<L: Default> Call<L> {
         let described = Described(&error, format);
         let op = self.site.op();
         if let Some(reason) = self.state().not_made.take() {
-            counters.failure(self.attempt, false);
+            counters.failure(self.scope.number, false);
             if reason == GiveUpReason::BreakerOpen {
                 counters.rejection();
-                export::rejection(op, self.site.policy().breaker.unwrap_or(""), self.attempt);
+                export::rejection(
+                    op,
+                    self.site.policy().breaker.unwrap_or(""),
+                    self.scope.number,
+                );
             }
             return self.give_up(&fields, error, format, reason);
         }
-        counters.failure(self.attempt, true);
+        counters.failure(self.scope.number, true);
         let timed_out = self.state().timed_out.take();
-        export::failure(op, self.attempt, timed_out.is_some());
+        export::failure(op, self.scope.number, timed_out.is_some());
         if timed_out.is_some() {
             counters.timeout();
         }
@@ -357,7 +352,7 @@ impl<L: Default> Call<L> {
         }
         match self.next_delay(transient, timed_out, retry_after, &error) {
             Ok(delay) => {
-                counters.retry(self.attempt);
+                counters.retry(self.scope.number);
                 let state = self.state();
                 state
                     .span
@@ -384,16 +379,16 @@ impl<L: Default> Call<L> {
         if !transient {
             return Err(GiveUpReason::PermanentError);
         }
-        if std::mem::take(&mut self.retried_below) {
+        if self.scope.take_retried_below() {
             return Err(GiveUpReason::RetriedBelow);
         }
         if timed_out == Some(true) {
             return Err(GiveUpReason::Deadline);
         }
-        if self.attempt >= policy.attempts {
+        if self.scope.number >= policy.attempts {
             return Err(GiveUpReason::AttemptsExhausted);
         }
-        let backoff = delay_before_retry(policy, self.attempt);
+        let backoff = delay_before_retry(policy, self.scope.number);
         let mut delay = jittered(policy, backoff, self.state().previous_delay, random_unit());
         if let Some(hint) = retry_after.retry_after(error) {
             if hint > policy.max {
@@ -438,7 +433,7 @@ impl<L: Default> Call<L> {
         reason: GiveUpReason,
     ) -> Verdict<T, E> {
         let described = Described(&error, format);
-        let first = self.attempt <= 1;
+        let first = self.scope.number <= 1;
         let span = &self.state().span;
         if reason == GiveUpReason::BreakerOpen && first {
             span.in_scope(|| log::failed_fast(fields, described));
@@ -447,12 +442,12 @@ impl<L: Default> Call<L> {
         }
         self.site.counters().give_up(reason);
         export::give_up(self.site.op(), reason);
-        if self.attempt > 1 {
+        if self.scope.number > 1 {
             self.site.record_retried_give_up();
         }
         // The enclosing annotated call (if any) must not retry what was retried here.
         if reason == GiveUpReason::RetriedBelow
-            || (self.attempt > 1 && reason != GiveUpReason::PermanentError)
+            || (self.scope.number > 1 && reason != GiveUpReason::PermanentError)
         {
             attempt::mark_retried_below();
         }
@@ -503,7 +498,6 @@ pin_project_lite::pin_project! {
     #[must_use = "futures do nothing unless polled"]
     pub struct Attempt<'a, F, L> {
         call: &'a mut Call<L>,
-        scope: AttemptScope,
         #[pin]
         body: F,
     }
@@ -515,14 +509,8 @@ impl<F: Future, L> Future for Attempt<'_, F, L> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let polled = {
-            let _entered = this.call.enter_span();
-            let body = this.body;
-            this.scope.enter(|| body.poll(cx))
-        };
-        if polled.is_ready() {
-            this.call.retried_below = this.scope.retried_below();
-        }
-        polled
+        let _entered = this.call.enter_span();
+        let body = this.body;
+        this.call.scope.enter(|| body.poll(cx))
     }
 }

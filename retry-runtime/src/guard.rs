@@ -1,7 +1,6 @@
 //! The guarded attempt: breaker admission, the per-attempt `timeout` and the call's
 //! `deadline` around one attempt, cancelling (dropping) the attempt the moment a limit passes.
 
-use crate::attempt::AttemptScope;
 use crate::call::{Call, LastError};
 use crate::error::{FromGuardError, GuardError};
 use crate::stats::GiveUpReason;
@@ -26,9 +25,8 @@ impl<L: Default> Call<L> {
         E: FromGuardError,
         L: LastError<E>,
     {
-        self.attempt += 1;
+        self.scope.next();
         Guarded {
-            scope: AttemptScope::new(self.attempt),
             call: self,
             body: Some(body),
             timer: None,
@@ -48,7 +46,7 @@ impl<L: Default> Call<L> {
     {
         match self.admit() {
             Err(refused) => {
-                self.attempt += 1;
+                self.scope.next();
                 refused
             }
             Ok(()) => self.attempt_blocking(body),
@@ -124,12 +122,12 @@ impl<L: Default> Call<L> {
         match (by_deadline, self.site.policy().deadline) {
             (true, Some(deadline)) => GuardError::DeadlineExceeded {
                 op,
-                attempt: self.attempt,
+                attempt: self.scope.number,
                 deadline,
             },
             _ => GuardError::Timeout {
                 op,
-                attempt: self.attempt,
+                attempt: self.scope.number,
                 after: limit,
             },
         }
@@ -141,7 +139,6 @@ pin_project_lite::pin_project! {
     #[must_use = "futures do nothing unless polled"]
     pub struct Guarded<'a, F, L> {
         call: &'a mut Call<L>,
-        scope: AttemptScope,
         #[pin]
         body: Option<F>,
         #[pin]
@@ -185,10 +182,9 @@ where
         };
         let polled = {
             let _entered = this.call.enter_span();
-            this.scope.enter(|| body.poll(cx))
+            this.call.scope.enter(|| body.poll(cx))
         };
         if polled.is_ready() {
-            this.call.retried_below = this.scope.retried_below();
             this.body.set(None);
             return polled;
         }
@@ -206,6 +202,9 @@ where
             Poll::Ready(()) => {
                 // Cancel the stale attempt now, before the log, the delay and the next attempt.
                 this.body.set(None);
+                // The timeout is this layer's own failure, whatever a nested call inside the
+                // attempt did before it: only a completed attempt reports a retry below it.
+                this.call.scope.take_retried_below();
                 this.call.state().timed_out = Some(by_deadline);
                 this.call.log_timeout(limit);
                 let e = this.call.limit_error(limit, by_deadline);
