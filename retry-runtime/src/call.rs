@@ -119,8 +119,6 @@ pub struct Call<L = ()> {
     /// nested annotated call in it retried and gave up. The running attempt's body reads it
     /// through the thread-local `AttemptScope::enter` sets.
     pub(crate) scope: AttemptScope,
-    /// When the call started, for a policy with a deadline.
-    pub(crate) started: Option<Instant>,
     /// The rest of the call's state; `None` until something needs it. Dropped by hand (see
     /// `Drop for Call`), so that dropping a call without it is one inline check.
     pub(crate) state: ManuallyDrop<Option<CallState<L>>>,
@@ -139,6 +137,8 @@ impl<L> Drop for Call<L> {
 /// What a call keeps beyond its attempt number, once a failure or a guard needs it.
 #[derive(Debug)]
 pub(crate) struct CallState<L> {
+    /// When the call started, for a policy with a deadline.
+    pub(crate) started: Option<Instant>,
     previous_delay: Duration,
     call_id: u64,
     pub(crate) span: Span,
@@ -158,6 +158,7 @@ pub(crate) struct CallState<L> {
 impl<L: Default> CallState<L> {
     fn new() -> Self {
         CallState {
+            started: None,
             previous_delay: Duration::ZERO,
             call_id: 0,
             span: Span::none(),
@@ -179,15 +180,34 @@ impl<L> Call<L> {
 }
 
 impl<L: Default> Call<L> {
-    /// Starts a call at `site`. Reads the clock only when the policy has a deadline.
+    /// Starts a call at `site`, whose policy has no `deadline`. Reads no clock.
     #[inline]
     pub fn start(site: &'static Site) -> Self {
+        debug_assert!(
+            site.policy().deadline.is_none(),
+            "a policy with a deadline starts with Call::start_with_deadline"
+        );
         site.ensure_registered();
         Call {
             site,
             scope: AttemptScope::new(0),
-            started: site.policy().deadline.map(|_| Instant::now()),
             state: ManuallyDrop::new(None),
+        }
+    }
+
+    /// Starts a call at `site`, whose policy has a `deadline`: reads the clock, which the
+    /// deadline counts from. (The macro picks this or [`Call::start`] at compile time, so
+    /// that a call without a deadline neither branches on it nor stores a start time.)
+    #[inline]
+    pub fn start_with_deadline(site: &'static Site) -> Self {
+        site.ensure_registered();
+        Call {
+            site,
+            scope: AttemptScope::new(0),
+            state: ManuallyDrop::new(Some(CallState {
+                started: Some(Instant::now()),
+                ..CallState::new()
+            })),
         }
     }
 
@@ -396,7 +416,7 @@ impl<L: Default> Call<L> {
             }
             delay = delay.max(hint);
         }
-        if let (Some(deadline), Some(started)) = (policy.deadline, self.started) {
+        if let (Some(deadline), Some(started)) = (policy.deadline, self.state().started) {
             // Room for the sleep and for an attempt after it (the timer's millisecond
             // granularity can round a sleep up).
             let attempt_room = Duration::from_millis(1);

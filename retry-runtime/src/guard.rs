@@ -103,7 +103,8 @@ impl<L: Default> Call<L> {
     #[inline]
     fn attempt_limit(&self) -> Option<(Duration, bool)> {
         let policy = self.site.policy();
-        let left = match (policy.deadline, self.started) {
+        let started = self.state.as_ref().and_then(|state| state.started);
+        let left = match (policy.deadline, started) {
             (Some(deadline), Some(started)) => {
                 Some(deadline.saturating_sub(Instant::now().saturating_duration_since(started)))
             }
