@@ -84,10 +84,16 @@ pub fn expand(args: &Args, mut item: ItemFn, ret: &Type) -> TokenStream {
     let ret_check = quote_spanned! {syn::spanned::Spanned::span(ret)=>
         #private::returns_result::<#ret>();
     };
+    // Only a deadline needs the call's start time (a clock read).
+    let start = if args.deadline.is_some() {
+        quote!(start_with_deadline)
+    } else {
+        quote!(start)
+    };
     let new_body: Block = syn::parse_quote! {{
         #site
         #ret_check
-        let mut #call = #private::Call::<#keep>::start(&__STORMGUARD_SITE);
+        let mut #call = #private::Call::<#keep>::#start(&__STORMGUARD_SITE);
         loop {
             let #delay = {
                 let #result: #ret = #run_attempt;

@@ -9,7 +9,7 @@ use std::ptr;
 /// attempt is being polled or run.
 #[derive(Debug, Default)]
 pub struct AttemptScope {
-    number: u32,
+    pub(crate) number: u32,
     retried_below: Cell<bool>,
 }
 
@@ -30,6 +30,19 @@ impl AttemptScope {
     /// the failure was retried at the layer closest to it, so this layer must not retry again.
     pub fn retried_below(&self) -> bool {
         self.retried_below.get()
+    }
+
+    /// Becomes the scope of the next attempt: its number, and no nested retry seen yet.
+    #[inline]
+    pub(crate) fn next(&mut self) {
+        self.number += 1;
+        *self.retried_below.get_mut() = false;
+    }
+
+    /// Whether a nested call retried below this attempt, clearing it.
+    #[inline]
+    pub(crate) fn take_retried_below(&self) -> bool {
+        self.retried_below.replace(false)
     }
 
     /// Runs `f` with `self` as the current attempt of this thread, restoring the previous one

@@ -12,6 +12,7 @@ use crate::log::{self, Fields};
 use crate::site::Site;
 use crate::stats::GiveUpReason;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -107,11 +108,36 @@ impl<E> LastError<E> for Option<E> {
 /// The state of one call across its attempts. Created by the generated code at the top of
 /// the fn; dropping it (with the fn's future) releases everything it holds. `L` keeps the last
 /// error for a breaker (see [`LastError`]).
+///
+/// A first-try success only needs the site and the attempt's scope: everything else lives in
+/// `CallState`, built on first use (the first failure, a breaker's permit), so that such a
+/// call neither builds nor drops it.
 #[derive(Debug)]
 pub struct Call<L = ()> {
     pub(crate) site: &'static Site,
-    /// Number of the attempt running or last run (0 before the first).
-    pub(crate) attempt: u32,
+    /// The attempt running or last run: its number (0 before the first), and whether a
+    /// nested annotated call in it retried and gave up. The running attempt's body reads it
+    /// through the thread-local `AttemptScope::enter` sets.
+    pub(crate) scope: AttemptScope,
+    /// The rest of the call's state; `None` until something needs it. Dropped by hand (see
+    /// `Drop for Call`), so that dropping a call without it is one inline check.
+    pub(crate) state: ManuallyDrop<Option<CallState<L>>>,
+}
+
+impl<L> Drop for Call<L> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.state.is_some() {
+            // SAFETY: `state` is dropped here only, once, and not used afterwards.
+            unsafe { ManuallyDrop::drop(&mut self.state) }
+        }
+    }
+}
+
+/// What a call keeps beyond its attempt number, once a failure or a guard needs it.
+#[derive(Debug)]
+pub(crate) struct CallState<L> {
+    /// When the call started, for a policy with a deadline.
     pub(crate) started: Option<Instant>,
     previous_delay: Duration,
     call_id: u64,
@@ -120,8 +146,6 @@ pub struct Call<L = ()> {
     pub(crate) permit: Option<Permit>,
     /// The budget's grant for the running retry (counts toward `max_concurrent`).
     pub(crate) slot: Option<RetrySlot>,
-    /// The last attempt contained a nested annotated call that retried and gave up.
-    pub(crate) retried_below: bool,
     /// The last attempt was cancelled by its timeout (`Some(true)`: by the deadline).
     pub(crate) timed_out: Option<bool>,
     /// The last attempt was not made (no call reached the downstream), and why: the breaker
@@ -131,56 +155,97 @@ pub struct Call<L = ()> {
     pub(crate) last_error: L,
 }
 
-impl<L: Default> Call<L> {
-    /// Starts a call at `site`. Reads the clock only when the policy has a deadline.
-    #[inline]
-    pub fn start(site: &'static Site) -> Self {
-        site.ensure_registered();
-        Call {
-            site,
-            attempt: 0,
-            started: site.policy().deadline.map(|_| Instant::now()),
+impl<L: Default> CallState<L> {
+    fn new() -> Self {
+        CallState {
+            started: None,
             previous_delay: Duration::ZERO,
             call_id: 0,
             span: Span::none(),
             permit: None,
             slot: None,
-            retried_below: false,
             timed_out: None,
             not_made: None,
             last_error: L::default(),
         }
     }
+}
+
+impl<L> Call<L> {
+    /// Enters the call's span, if a failure opened one.
+    #[inline]
+    pub(crate) fn enter_span(&self) -> Option<tracing::span::Entered<'_>> {
+        self.state.as_ref().map(|state| state.span.enter())
+    }
+}
+
+impl<L: Default> Call<L> {
+    /// Starts a call at `site`, whose policy has no `deadline`. Reads no clock.
+    #[inline]
+    pub fn start(site: &'static Site) -> Self {
+        debug_assert!(
+            site.policy().deadline.is_none(),
+            "a policy with a deadline starts with Call::start_with_deadline"
+        );
+        site.ensure_registered();
+        Call {
+            site,
+            scope: AttemptScope::new(0),
+            state: ManuallyDrop::new(None),
+        }
+    }
+
+    /// Starts a call at `site`, whose policy has a `deadline`: reads the clock, which the
+    /// deadline counts from. (The macro picks this or [`Call::start`] at compile time, so
+    /// that a call without a deadline neither branches on it nor stores a start time.)
+    #[inline]
+    pub fn start_with_deadline(site: &'static Site) -> Self {
+        site.ensure_registered();
+        Call {
+            site,
+            scope: AttemptScope::new(0),
+            state: ManuallyDrop::new(Some(CallState {
+                started: Some(Instant::now()),
+                ..CallState::new()
+            })),
+        }
+    }
+
+    /// The rest of the call's state, built on first use.
+    #[inline]
+    pub(crate) fn state(&mut self) -> &mut CallState<L> {
+        self.state.get_or_insert_with(CallState::new)
+    }
 
     /// The next attempt, for a policy without `timeout`, `deadline` or `breaker`.
     #[inline]
     pub fn attempt<F: Future>(&mut self, body: F) -> Attempt<'_, F, L> {
-        self.attempt += 1;
-        self.last_error = L::default();
-        Attempt {
-            scope: AttemptScope::new(self.attempt),
-            call: self,
-            body,
-        }
+        self.forget_last_error();
+        Attempt { call: self, body }
     }
 
     /// The next attempt of a blocking fn.
     #[inline]
     pub fn attempt_blocking<R>(&mut self, body: impl FnOnce() -> R) -> R {
-        self.attempt += 1;
-        self.last_error = L::default();
-        let scope = AttemptScope::new(self.attempt);
-        let out = {
-            let _entered = self.span.enter();
-            scope.enter(body)
-        };
-        self.retried_below = scope.retried_below();
-        out
+        self.forget_last_error();
+        let _entered = self.enter_span();
+        self.scope.enter(body)
+    }
+
+    /// Counts the next attempt; the error of the previous one is no longer needed.
+    #[inline]
+    fn forget_last_error(&mut self) {
+        self.scope.next();
+        if let Some(state) = &mut *self.state {
+            state.last_error = L::default();
+        }
     }
 
     /// Sleeps on tokio's clock before the next attempt.
-    pub fn sleep(&self, delay: Duration) -> tokio::time::Sleep {
-        tokio::time::sleep(delay)
+    pub fn sleep(&self, delay: Duration) -> Pause {
+        Pause {
+            sleep: ManuallyDrop::new(tokio::time::sleep(delay)),
+        }
     }
 
     /// Sleeps the thread before the next attempt of a blocking fn; warns once per call site
@@ -198,18 +263,20 @@ impl<L: Default> Call<L> {
             op: self.site.op(),
             upstream: policy.breaker.unwrap_or(self.site.op()),
             call_id: self.call_id(),
-            attempt: self.attempt,
+            attempt: self.scope.number,
             max_attempts: policy.attempts,
         }
     }
 
     /// The call's id, assigned (and its span opened) at its first failure.
     pub(crate) fn call_id(&mut self) -> u64 {
-        if self.call_id == 0 {
-            self.call_id = log::next_call_id();
-            self.span = log::call_span(self.site.op(), self.site.policy().breaker, self.call_id);
+        let site = self.site;
+        let state = self.state();
+        if state.call_id == 0 {
+            state.call_id = log::next_call_id();
+            state.span = log::call_span(site.op(), site.policy().breaker, state.call_id);
         }
-        self.call_id
+        state.call_id
     }
 
     /// Decides what follows an attempt: return its result, or retry after a delay.
@@ -242,16 +309,19 @@ impl<L: Default> Call<L> {
 
     #[inline]
     fn on_success(&mut self) {
-        if let Some(permit) = self.permit.take() {
-            permit.success();
+        if let Some(state) = &mut *self.state {
+            if let Some(permit) = state.permit.take() {
+                permit.success();
+            }
+            // A retry that succeeds gives its tokens back: only retries that fail cost the
+            // budget (as in gRPC's retry throttling). An outage, where retries fail, still
+            // drains it; a steady failure rate is retried in full as long as successes fund
+            // the failed retries.
+            if let Some(slot) = state.slot.take() {
+                slot.refund();
+            }
         }
-        // A retry that succeeds gives its tokens back: only retries that fail cost the budget
-        // (as in gRPC's retry throttling). An outage, where retries fail, still drains it; a
-        // steady failure rate is retried in full as long as successes fund the failed retries.
-        if let Some(slot) = self.slot.take() {
-            slot.refund();
-        }
-        self.site.record_success(self.attempt);
+        self.site.record_success(self.scope.number);
         self.site.budget().deposit();
     }
 
@@ -268,27 +338,31 @@ impl<L: Default> Call<L> {
         W: Transient<E> + ?Sized,
         H: RetryHint<E> + ?Sized,
     {
-        self.slot = None;
+        self.state().slot = None;
         let counters = self.site.counters();
         let fields = self.fields();
         let described = Described(&error, format);
         let op = self.site.op();
-        if let Some(reason) = self.not_made.take() {
-            counters.failure(self.attempt, false);
+        if let Some(reason) = self.state().not_made.take() {
+            counters.failure(self.scope.number, false);
             if reason == GiveUpReason::BreakerOpen {
                 counters.rejection();
-                export::rejection(op, self.site.policy().breaker.unwrap_or(""), self.attempt);
+                export::rejection(
+                    op,
+                    self.site.policy().breaker.unwrap_or(""),
+                    self.scope.number,
+                );
             }
             return self.give_up(&fields, error, format, reason);
         }
-        counters.failure(self.attempt, true);
-        let timed_out = self.timed_out.take();
-        export::failure(op, self.attempt, timed_out.is_some());
+        counters.failure(self.scope.number, true);
+        let timed_out = self.state().timed_out.take();
+        export::failure(op, self.scope.number, timed_out.is_some());
         if timed_out.is_some() {
             counters.timeout();
         }
         let transient = when.is_transient(&error);
-        if let Some(permit) = self.permit.take() {
+        if let Some(permit) = self.state().permit.take() {
             // A permanent error means the downstream answered: it counts as a success.
             if transient || timed_out.is_some() {
                 permit.failure();
@@ -298,12 +372,14 @@ impl<L: Default> Call<L> {
         }
         match self.next_delay(transient, timed_out, retry_after, &error) {
             Ok(delay) => {
-                self.span
+                counters.retry(self.scope.number);
+                let state = self.state();
+                state
+                    .span
                     .in_scope(|| log::retrying(&fields, described, delay));
-                counters.retry(self.attempt);
                 export::retry(op);
-                self.previous_delay = delay;
-                self.last_error.keep(error);
+                state.previous_delay = delay;
+                state.last_error.keep(error);
                 Verdict::Retry(delay)
             }
             Err(reason) => self.give_up(&fields, error, format, reason),
@@ -323,24 +399,24 @@ impl<L: Default> Call<L> {
         if !transient {
             return Err(GiveUpReason::PermanentError);
         }
-        if std::mem::take(&mut self.retried_below) {
+        if self.scope.take_retried_below() {
             return Err(GiveUpReason::RetriedBelow);
         }
         if timed_out == Some(true) {
             return Err(GiveUpReason::Deadline);
         }
-        if self.attempt >= policy.attempts {
+        if self.scope.number >= policy.attempts {
             return Err(GiveUpReason::AttemptsExhausted);
         }
-        let backoff = delay_before_retry(policy, self.attempt);
-        let mut delay = jittered(policy, backoff, self.previous_delay, random_unit());
+        let backoff = delay_before_retry(policy, self.scope.number);
+        let mut delay = jittered(policy, backoff, self.state().previous_delay, random_unit());
         if let Some(hint) = retry_after.retry_after(error) {
             if hint > policy.max {
                 return Err(GiveUpReason::RetryAfterTooLong);
             }
             delay = delay.max(hint);
         }
-        if let (Some(deadline), Some(started)) = (policy.deadline, self.started) {
+        if let (Some(deadline), Some(started)) = (policy.deadline, self.state().started) {
             // Room for the sleep and for an attempt after it (the timer's millisecond
             // granularity can round a sleep up).
             let attempt_room = Duration::from_millis(1);
@@ -363,7 +439,7 @@ impl<L: Default> Call<L> {
         let granted = budget.try_withdraw(cost);
         export::budget_tokens(budget.name(), budget.tokens());
         match granted {
-            Ok(slot) => self.slot = Some(slot),
+            Ok(slot) => self.state().slot = Some(slot),
             Err(_) => return Err(GiveUpReason::Budget),
         }
         Ok(delay)
@@ -377,20 +453,21 @@ impl<L: Default> Call<L> {
         reason: GiveUpReason,
     ) -> Verdict<T, E> {
         let described = Described(&error, format);
-        if reason == GiveUpReason::BreakerOpen && self.attempt <= 1 {
-            self.span.in_scope(|| log::failed_fast(fields, described));
+        let first = self.scope.number <= 1;
+        let span = &self.state().span;
+        if reason == GiveUpReason::BreakerOpen && first {
+            span.in_scope(|| log::failed_fast(fields, described));
         } else {
-            self.span
-                .in_scope(|| log::gave_up(fields, described, reason));
+            span.in_scope(|| log::gave_up(fields, described, reason));
         }
         self.site.counters().give_up(reason);
         export::give_up(self.site.op(), reason);
-        if self.attempt > 1 {
+        if self.scope.number > 1 {
             self.site.record_retried_give_up();
         }
         // The enclosing annotated call (if any) must not retry what was retried here.
         if reason == GiveUpReason::RetriedBelow
-            || (self.attempt > 1 && reason != GiveUpReason::PermanentError)
+            || (self.scope.number > 1 && reason != GiveUpReason::PermanentError)
         {
             attempt::mark_retried_below();
         }
@@ -399,7 +476,39 @@ impl<L: Default> Call<L> {
 
     pub(crate) fn log_timeout(&mut self, limit: Duration) {
         let fields = self.fields();
-        self.span.in_scope(|| log::timed_out(&fields, limit));
+        self.state()
+            .span
+            .in_scope(|| log::timed_out(&fields, limit));
+    }
+}
+
+/// The sleep before a retry: tokio's `Sleep`, dropped out of line.
+///
+/// The annotated fn's future holds this across its second `.await`; inline, `Sleep`'s drop
+/// (timer deregistration, runtime handle) made that future's drop glue too big to be inlined,
+/// and every call, a first-try success included, paid an out-of-line call to drop it.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct Pause {
+    sleep: ManuallyDrop<tokio::time::Sleep>,
+}
+
+impl Future for Pause {
+    type Output = ();
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // SAFETY: structural pinning of `sleep`: it is never moved out of `Pause`, and is
+        // dropped in place (`Drop` below); `Pause` is `!Unpin` because `Sleep` is.
+        unsafe { self.map_unchecked_mut(|pause| &mut *pause.sleep) }.poll(cx)
+    }
+}
+
+impl Drop for Pause {
+    #[inline(never)]
+    fn drop(&mut self) {
+        // SAFETY: dropped here only, once, in place (see `poll`).
+        unsafe { ManuallyDrop::drop(&mut self.sleep) }
     }
 }
 
@@ -409,7 +518,6 @@ pin_project_lite::pin_project! {
     #[must_use = "futures do nothing unless polled"]
     pub struct Attempt<'a, F, L> {
         call: &'a mut Call<L>,
-        scope: AttemptScope,
         #[pin]
         body: F,
     }
@@ -421,14 +529,8 @@ impl<F: Future, L> Future for Attempt<'_, F, L> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let polled = {
-            let _entered = this.call.span.enter();
-            let body = this.body;
-            this.scope.enter(|| body.poll(cx))
-        };
-        if polled.is_ready() {
-            this.call.retried_below = this.scope.retried_below();
-        }
-        polled
+        let _entered = this.call.enter_span();
+        let body = this.body;
+        this.call.scope.enter(|| body.poll(cx))
     }
 }

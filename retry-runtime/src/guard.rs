@@ -1,7 +1,6 @@
 //! The guarded attempt: breaker admission, the per-attempt `timeout` and the call's
 //! `deadline` around one attempt, cancelling (dropping) the attempt the moment a limit passes.
 
-use crate::attempt::AttemptScope;
 use crate::call::{Call, LastError};
 use crate::error::{FromGuardError, GuardError};
 use crate::stats::GiveUpReason;
@@ -26,9 +25,8 @@ impl<L: Default> Call<L> {
         E: FromGuardError,
         L: LastError<E>,
     {
-        self.attempt += 1;
+        self.scope.next();
         Guarded {
-            scope: AttemptScope::new(self.attempt),
             call: self,
             body: Some(body),
             timer: None,
@@ -48,7 +46,7 @@ impl<L: Default> Call<L> {
     {
         match self.admit() {
             Err(refused) => {
-                self.attempt += 1;
+                self.scope.next();
                 refused
             }
             Ok(()) => self.attempt_blocking(body),
@@ -67,8 +65,9 @@ impl<L: Default> Call<L> {
         };
         match breaker.admit() {
             Ok(permit) => {
-                self.permit = Some(permit);
-                self.last_error = L::default();
+                let state = self.state();
+                state.permit = Some(permit);
+                state.last_error = L::default();
                 Ok(())
             }
             Err(retry_in) => Err(Err(self.not_made(GiveUpReason::BreakerOpen, || {
@@ -89,11 +88,12 @@ impl<L: Default> Call<L> {
         E: FromGuardError,
         L: LastError<E>,
     {
-        self.not_made = Some(why);
-        if let Some(slot) = self.slot.take() {
+        let state = self.state();
+        state.not_made = Some(why);
+        if let Some(slot) = state.slot.take() {
             slot.refund();
         }
-        match self.last_error.take_error() {
+        match state.last_error.take_error() {
             Some(last) => last,
             None => E::from_guard_error(guard_error()),
         }
@@ -103,7 +103,8 @@ impl<L: Default> Call<L> {
     #[inline]
     fn attempt_limit(&self) -> Option<(Duration, bool)> {
         let policy = self.site.policy();
-        let left = match (policy.deadline, self.started) {
+        let started = self.state.as_ref().and_then(|state| state.started);
+        let left = match (policy.deadline, started) {
             (Some(deadline), Some(started)) => {
                 Some(deadline.saturating_sub(Instant::now().saturating_duration_since(started)))
             }
@@ -122,12 +123,12 @@ impl<L: Default> Call<L> {
         match (by_deadline, self.site.policy().deadline) {
             (true, Some(deadline)) => GuardError::DeadlineExceeded {
                 op,
-                attempt: self.attempt,
+                attempt: self.scope.number,
                 deadline,
             },
             _ => GuardError::Timeout {
                 op,
-                attempt: self.attempt,
+                attempt: self.scope.number,
                 after: limit,
             },
         }
@@ -139,7 +140,6 @@ pin_project_lite::pin_project! {
     #[must_use = "futures do nothing unless polled"]
     pub struct Guarded<'a, F, L> {
         call: &'a mut Call<L>,
-        scope: AttemptScope,
         #[pin]
         body: Option<F>,
         #[pin]
@@ -182,11 +182,10 @@ where
             panic!("a guarded attempt was polled after it completed");
         };
         let polled = {
-            let _entered = this.call.span.enter();
-            this.scope.enter(|| body.poll(cx))
+            let _entered = this.call.enter_span();
+            this.call.scope.enter(|| body.poll(cx))
         };
         if polled.is_ready() {
-            this.call.retried_below = this.scope.retried_below();
             this.body.set(None);
             return polled;
         }
@@ -204,7 +203,10 @@ where
             Poll::Ready(()) => {
                 // Cancel the stale attempt now, before the log, the delay and the next attempt.
                 this.body.set(None);
-                this.call.timed_out = Some(by_deadline);
+                // The timeout is this layer's own failure, whatever a nested call inside the
+                // attempt did before it: only a completed attempt reports a retry below it.
+                this.call.scope.take_retried_below();
+                this.call.state().timed_out = Some(by_deadline);
                 this.call.log_timeout(limit);
                 let e = this.call.limit_error(limit, by_deadline);
                 Poll::Ready(Err(E::from_guard_error(e)))
