@@ -196,7 +196,7 @@ pub mod __private {
     pub use core::time::Duration;
     pub use retry_runtime::breaker::{Breaker, BreakerConfig, Window};
     pub use retry_runtime::budget::{Budget, BudgetConfig};
-    pub use retry_runtime::call::{every_error, no_hint, Call, Verdict};
+    pub use retry_runtime::call::{every_error, no_hint, BreakerHeld, Call, Verdict};
     pub use retry_runtime::describe;
     pub use retry_runtime::linkme;
     pub use retry_runtime::policy::{Backoff, Jitter, Policy};

@@ -55,7 +55,9 @@ pub fn expand(args: &Args, mut item: ItemFn, ret: &Type) -> TokenStream {
                 #(#stmts)*
             }
         };
-        if guarded {
+        if args.breaker.is_some() && args.timeout.is_none() && args.deadline.is_none() {
+            quote_spanned!(at=> #call_at.breaker_attempt(#attempt).await)
+        } else if guarded {
             quote_spanned!(at=> #call_at.guarded_attempt(#attempt).await)
         } else {
             quote!(#call.attempt(#attempt).await)
@@ -74,10 +76,10 @@ pub fn expand(args: &Args, mut item: ItemFn, ret: &Type) -> TokenStream {
         quote!(#call.sleep_blocking(#delay))
     };
     // Only a breaker needs the last error kept across the sleep (to return it if the breaker
-    // refuses the next attempt); otherwise nothing of type `E` lives across an `.await`, so
-    // the fn's future is `Send` whenever the plain fn's would be.
+    // refuses the next attempt), and its permit; otherwise nothing of type `E` lives across an
+    // `.await`, so the fn's future is `Send` whenever the plain fn's would be.
     let keep = if args.breaker.is_some() {
-        quote!(#private::Option<_>)
+        quote!(#private::BreakerHeld<_>)
     } else {
         quote!(())
     };

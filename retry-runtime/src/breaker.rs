@@ -1144,6 +1144,33 @@ pub struct Permit {
     probe: bool,
 }
 
+/// A [`Permit`] with its drop obligation set aside, to be kept in a struct without drop glue
+/// (see [`Permit::park`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Parked {
+    breaker: &'static Breaker,
+    generation: u32,
+    probe: bool,
+}
+
+impl Parked {
+    /// The permit again: report it, or drop it.
+    #[inline]
+    pub(crate) fn resume(self) -> Permit {
+        Permit {
+            breaker: self.breaker,
+            generation: self.generation,
+            probe: self.probe,
+        }
+    }
+
+    /// True for a half-open trial call, whose slot must be given back if it is never reported.
+    #[inline]
+    pub(crate) fn is_probe(&self) -> bool {
+        self.probe
+    }
+}
+
 impl Permit {
     /// The attempt succeeded (or failed in a way that shows the downstream is up).
     #[inline]
@@ -1159,6 +1186,17 @@ impl Permit {
         permit
             .breaker
             .on_failure(permit.generation, permit.probe, clock_now());
+    }
+
+    /// Sets the permit aside without its drop glue; the holder must [`Parked::resume`] it.
+    #[inline]
+    pub(crate) fn park(self) -> Parked {
+        let permit = ManuallyDrop::new(self);
+        Parked {
+            breaker: permit.breaker,
+            generation: permit.generation,
+            probe: permit.probe,
+        }
     }
 
     /// True if this permit is one of the half-open trial calls.
@@ -1177,6 +1215,7 @@ impl Permit {
 }
 
 impl Drop for Permit {
+    #[inline]
     fn drop(&mut self) {
         if self.probe {
             self.breaker

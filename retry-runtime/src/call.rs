@@ -3,7 +3,7 @@
 
 use crate::attempt::{self, AttemptScope};
 use crate::backoff::delay_before_retry;
-use crate::breaker::Permit;
+use crate::breaker::{Parked, Permit};
 use crate::budget::RetrySlot;
 use crate::describe::{Described, ErrorFormatter};
 use crate::export;
@@ -74,44 +74,93 @@ pub fn no_hint<E>(_: &E) -> Option<Duration> {
     None
 }
 
-/// Where a call keeps its last error across a sleep, for a breaker that refuses the next
-/// attempt: `Option<E>` with a `breaker`, `()` (nothing kept) without one, so that a call
-/// without a breaker never holds an `E` across an `.await` (its future stays `Send` even for
-/// an `E` that is not).
-pub trait LastError<E>: Default {
+/// What a call holds across its attempts for a breaker: the running attempt's permit, and
+/// the last error (returned if the breaker refuses the next attempt). [`BreakerHeld<E>`]
+/// with a `breaker`; `()` (nothing held) without one, so that a call without a breaker never
+/// holds an `E` across an `.await` (its future stays `Send` even for an `E` that is not).
+pub trait Held<E>: Default {
     /// Keeps `error` (or drops it).
     fn keep(&mut self, error: E);
     /// The kept error, if any.
     fn take_error(&mut self) -> Option<E>;
+    /// The next attempt was admitted with `permit`: the kept error is no longer needed.
+    fn admitted(&mut self, permit: Permit);
+    /// The running attempt's permit, to report its outcome.
+    fn take_permit(&mut self) -> Option<Permit>;
 }
 
-impl<E> LastError<E> for () {
+impl<E> Held<E> for () {
     #[inline]
     fn keep(&mut self, _: E) {}
     #[inline]
     fn take_error(&mut self) -> Option<E> {
         None
     }
+    #[inline]
+    fn admitted(&mut self, permit: Permit) {
+        // Only a site without a breaker uses `()`, and its attempts ask for no permit.
+        debug_assert!(false, "a breaker's permit for a call that holds nothing");
+        drop(permit); // counts as neither success nor failure
+    }
+    #[inline]
+    fn take_permit(&mut self) -> Option<Permit> {
+        None
+    }
 }
 
-impl<E> LastError<E> for Option<E> {
+/// What a call with a `breaker` holds across its attempts (see [`Held`]).
+#[derive(Debug)]
+pub struct BreakerHeld<E> {
+    permit: Option<Parked>,
+    error: Option<E>,
+}
+
+impl<E> Drop for BreakerHeld<E> {
+    #[inline]
+    fn drop(&mut self) {
+        // Only a probe's permit has anything to give back when dropped unreported.
+        if let Some(parked) = self.permit.filter(Parked::is_probe) {
+            drop(parked.resume());
+        }
+    }
+}
+
+impl<E> Default for BreakerHeld<E> {
+    fn default() -> Self {
+        BreakerHeld {
+            permit: None,
+            error: None,
+        }
+    }
+}
+
+impl<E> Held<E> for BreakerHeld<E> {
     #[inline]
     fn keep(&mut self, error: E) {
-        *self = Some(error);
+        self.error = Some(error);
     }
     #[inline]
     fn take_error(&mut self) -> Option<E> {
-        self.take()
+        self.error.take()
+    }
+    #[inline]
+    fn admitted(&mut self, permit: Permit) {
+        self.permit = Some(permit.park());
+        self.error = None;
+    }
+    #[inline]
+    fn take_permit(&mut self) -> Option<Permit> {
+        self.permit.take().map(Parked::resume)
     }
 }
 
 /// The state of one call across its attempts. Created by the generated code at the top of
-/// the fn; dropping it (with the fn's future) releases everything it holds. `L` keeps the last
-/// error for a breaker (see [`LastError`]).
+/// the fn; dropping it (with the fn's future) releases everything it holds. `L` holds the
+/// breaker's permit and the last error, with a breaker (see [`Held`]).
 ///
-/// A first-try success only needs the site and the attempt's scope: everything else lives in
-/// `CallState`, built on first use (the first failure, a breaker's permit), so that such a
-/// call neither builds nor drops it.
+/// A first-try success only needs the site, the attempt's scope and (with a breaker) its
+/// permit: everything else lives in `CallState`, built on first use (the first failure, a
+/// deadline), so that such a call neither builds nor drops it.
 #[derive(Debug)]
 pub struct Call<L = ()> {
     pub(crate) site: &'static Site,
@@ -121,29 +170,38 @@ pub struct Call<L = ()> {
     pub(crate) scope: AttemptScope,
     /// The rest of the call's state; `None` until something needs it. Dropped by hand (see
     /// `Drop for Call`), so that dropping a call without it is one inline check.
-    pub(crate) state: ManuallyDrop<Option<CallState<L>>>,
+    pub(crate) state: ManuallyDrop<Option<CallState>>,
+    /// With a breaker: the running attempt's permit and the last error.
+    pub(crate) held: L,
 }
 
 impl<L> Drop for Call<L> {
     #[inline]
     fn drop(&mut self) {
         if self.state.is_some() {
-            // SAFETY: `state` is dropped here only, once, and not used afterwards.
-            unsafe { ManuallyDrop::drop(&mut self.state) }
+            drop_state(&mut self.state);
         }
     }
 }
 
-/// What a call keeps beyond its attempt number, once a failure or a guard needs it.
+/// Drops a call's state, out of line: inlined, the span's and the budget slot's drop code
+/// made the annotated fn's future too big to drop inline, and every call paid an out-of-line
+/// call to drop its finished future.
+#[inline(never)]
+fn drop_state(state: &mut ManuallyDrop<Option<CallState>>) {
+    // SAFETY: called once, from `Drop for Call`, and `state` is not used afterwards.
+    unsafe { ManuallyDrop::drop(state) }
+}
+
+/// What a call keeps beyond its attempt number and breaker permit, once a failure or a
+/// deadline needs it.
 #[derive(Debug)]
-pub(crate) struct CallState<L> {
+pub(crate) struct CallState {
     /// When the call started, for a policy with a deadline.
     pub(crate) started: Option<Instant>,
     previous_delay: Duration,
     call_id: u64,
     pub(crate) span: Span,
-    /// The breaker's permission for the running attempt.
-    pub(crate) permit: Option<Permit>,
     /// The budget's grant for the running retry (counts toward `max_concurrent`).
     pub(crate) slot: Option<RetrySlot>,
     /// The last attempt was cancelled by its timeout (`Some(true)`: by the deadline).
@@ -151,22 +209,18 @@ pub(crate) struct CallState<L> {
     /// The last attempt was not made (no call reached the downstream), and why: the breaker
     /// refused it (`BreakerOpen`) or the deadline left it no time (`Deadline`).
     pub(crate) not_made: Option<GiveUpReason>,
-    /// The error the call will return if the breaker refuses its next attempt.
-    pub(crate) last_error: L,
 }
 
-impl<L: Default> CallState<L> {
+impl CallState {
     fn new() -> Self {
         CallState {
             started: None,
             previous_delay: Duration::ZERO,
             call_id: 0,
             span: Span::none(),
-            permit: None,
             slot: None,
             timed_out: None,
             not_made: None,
-            last_error: L::default(),
         }
     }
 }
@@ -192,6 +246,7 @@ impl<L: Default> Call<L> {
             site,
             scope: AttemptScope::new(0),
             state: ManuallyDrop::new(None),
+            held: L::default(),
         }
     }
 
@@ -208,44 +263,34 @@ impl<L: Default> Call<L> {
                 started: Some(Instant::now()),
                 ..CallState::new()
             })),
+            held: L::default(),
         }
     }
 
     /// The rest of the call's state, built on first use.
     #[inline]
-    pub(crate) fn state(&mut self) -> &mut CallState<L> {
+    pub(crate) fn state(&mut self) -> &mut CallState {
         self.state.get_or_insert_with(CallState::new)
     }
 
     /// The next attempt, for a policy without `timeout`, `deadline` or `breaker`.
     #[inline]
     pub fn attempt<F: Future>(&mut self, body: F) -> Attempt<'_, F, L> {
-        self.forget_last_error();
+        self.scope.next();
         Attempt { call: self, body }
     }
 
     /// The next attempt of a blocking fn.
     #[inline]
     pub fn attempt_blocking<R>(&mut self, body: impl FnOnce() -> R) -> R {
-        self.forget_last_error();
+        self.scope.next();
         let _entered = self.enter_span();
         self.scope.enter(body)
     }
 
-    /// Counts the next attempt; the error of the previous one is no longer needed.
-    #[inline]
-    fn forget_last_error(&mut self) {
-        self.scope.next();
-        if let Some(state) = &mut *self.state {
-            state.last_error = L::default();
-        }
-    }
-
     /// Sleeps on tokio's clock before the next attempt.
     pub fn sleep(&self, delay: Duration) -> Pause {
-        Pause {
-            sleep: ManuallyDrop::new(tokio::time::sleep(delay)),
-        }
+        Pause::new(delay)
     }
 
     /// Sleeps the thread before the next attempt of a blocking fn; warns once per call site
@@ -294,12 +339,15 @@ impl<L: Default> Call<L> {
         retry_after: &H,
     ) -> Verdict<T, E>
     where
-        L: LastError<E>,
+        L: Held<E>,
         W: Transient<E> + ?Sized,
         H: RetryHint<E> + ?Sized,
     {
         match result {
             Ok(value) => {
+                if let Some(permit) = self.held.take_permit() {
+                    permit.success();
+                }
                 self.on_success();
                 Verdict::Return(Ok(value))
             }
@@ -310,9 +358,6 @@ impl<L: Default> Call<L> {
     #[inline]
     fn on_success(&mut self) {
         if let Some(state) = &mut *self.state {
-            if let Some(permit) = state.permit.take() {
-                permit.success();
-            }
             // A retry that succeeds gives its tokens back: only retries that fail cost the
             // budget (as in gRPC's retry throttling). An outage, where retries fail, still
             // drains it; a steady failure rate is retried in full as long as successes fund
@@ -334,7 +379,7 @@ impl<L: Default> Call<L> {
         retry_after: &H,
     ) -> Verdict<T, E>
     where
-        L: LastError<E>,
+        L: Held<E>,
         W: Transient<E> + ?Sized,
         H: RetryHint<E> + ?Sized,
     {
@@ -362,7 +407,7 @@ impl<L: Default> Call<L> {
             counters.timeout();
         }
         let transient = when.is_transient(&error);
-        if let Some(permit) = self.state().permit.take() {
+        if let Some(permit) = self.held.take_permit() {
             // A permanent error means the downstream answered: it counts as a success.
             if transient || timed_out.is_some() {
                 permit.failure();
@@ -379,7 +424,7 @@ impl<L: Default> Call<L> {
                     .in_scope(|| log::retrying(&fields, described, delay));
                 export::retry(op);
                 state.previous_delay = delay;
-                state.last_error.keep(error);
+                self.held.keep(error);
                 Verdict::Retry(delay)
             }
             Err(reason) => self.give_up(&fields, error, format, reason),
@@ -491,6 +536,16 @@ impl<L: Default> Call<L> {
 #[must_use = "futures do nothing unless polled"]
 pub struct Pause {
     sleep: ManuallyDrop<tokio::time::Sleep>,
+}
+
+impl Pause {
+    /// Tokio's `sleep(delay)`.
+    #[inline]
+    pub(crate) fn new(delay: Duration) -> Pause {
+        Pause {
+            sleep: ManuallyDrop::new(tokio::time::sleep(delay)),
+        }
+    }
 }
 
 impl Future for Pause {

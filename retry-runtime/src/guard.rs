@@ -1,14 +1,14 @@
 //! The guarded attempt: breaker admission, the per-attempt `timeout` and the call's
 //! `deadline` around one attempt, cancelling (dropping) the attempt the moment a limit passes.
 
-use crate::call::{Call, LastError};
+use crate::call::{Call, Held, Pause};
 use crate::error::{FromGuardError, GuardError};
 use crate::stats::GiveUpReason;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 impl<L: Default> Call<L> {
     /// The next attempt, for a policy with `timeout`, `deadline` or `breaker`.
@@ -23,7 +23,7 @@ impl<L: Default> Call<L> {
     where
         F: Future<Output = Result<T, E>>,
         E: FromGuardError,
-        L: LastError<E>,
+        L: Held<E>,
     {
         self.scope.next();
         Guarded {
@@ -42,7 +42,7 @@ impl<L: Default> Call<L> {
     ) -> Result<T, E>
     where
         E: FromGuardError,
-        L: LastError<E>,
+        L: Held<E>,
     {
         match self.admit() {
             Err(refused) => {
@@ -53,31 +53,67 @@ impl<L: Default> Call<L> {
         }
     }
 
+    /// The next attempt, for a policy with a `breaker` and neither `timeout` nor `deadline`:
+    /// the breaker is asked now (the attempt is awaited at once), and an admitted body runs
+    /// as a plain attempt, without the timer's bookkeeping. A refused attempt returns as
+    /// [`guarded_attempt`](Call::guarded_attempt)'s does.
+    #[inline]
+    pub fn breaker_attempt<F, T, E>(&mut self, body: F) -> BreakerAttempt<'_, F, L>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: FromGuardError,
+        L: Held<E>,
+    {
+        self.scope.next();
+        let refused = self.ask_breaker::<E>().err();
+        BreakerAttempt {
+            call: self,
+            body,
+            refused,
+        }
+    }
+
     /// Asks the breaker (if any) to admit the next attempt.
     #[inline]
     fn admit<T, E>(&mut self) -> Result<(), Result<T, E>>
     where
         E: FromGuardError,
-        L: LastError<E>,
+        L: Held<E>,
+    {
+        match self.ask_breaker::<E>() {
+            Ok(()) => Ok(()),
+            Err(retry_in) => Err(Err(self.refused(retry_in))),
+        }
+    }
+
+    /// Asks the breaker (if any) for a permit, held until the attempt's outcome is judged;
+    /// refused, the time before it lets a probe through.
+    #[inline]
+    fn ask_breaker<E>(&mut self) -> Result<(), Duration>
+    where
+        L: Held<E>,
     {
         let Some(breaker) = self.site.breaker() else {
             return Ok(());
         };
-        match breaker.admit() {
-            Ok(permit) => {
-                let state = self.state();
-                state.permit = Some(permit);
-                state.last_error = L::default();
-                Ok(())
-            }
-            Err(retry_in) => Err(Err(self.not_made(GiveUpReason::BreakerOpen, || {
-                GuardError::BreakerOpen {
-                    op: self.site.op(),
-                    breaker: breaker.name(),
-                    retry_in,
-                }
-            }))),
-        }
+        let permit = breaker.admit()?;
+        self.held.admitted(permit);
+        Ok(())
+    }
+
+    /// The error of an attempt the breaker refused (see [`Call::not_made`]).
+    fn refused<E>(&mut self, retry_in: Duration) -> E
+    where
+        E: FromGuardError,
+        L: Held<E>,
+    {
+        let op = self.site.op();
+        let breaker = self.site.policy().breaker.unwrap_or(op);
+        self.not_made(GiveUpReason::BreakerOpen, || GuardError::BreakerOpen {
+            op,
+            breaker,
+            retry_in,
+        })
     }
 
     /// The error of an attempt that is not made (the breaker refused it, or the deadline left
@@ -86,14 +122,14 @@ impl<L: Default> Call<L> {
     fn not_made<E>(&mut self, why: GiveUpReason, guard_error: impl FnOnce() -> GuardError) -> E
     where
         E: FromGuardError,
-        L: LastError<E>,
+        L: Held<E>,
     {
         let state = self.state();
         state.not_made = Some(why);
         if let Some(slot) = state.slot.take() {
             slot.refund();
         }
-        match state.last_error.take_error() {
+        match self.held.take_error() {
             Some(last) => last,
             None => E::from_guard_error(guard_error()),
         }
@@ -143,7 +179,7 @@ pin_project_lite::pin_project! {
         #[pin]
         body: Option<F>,
         #[pin]
-        timer: Option<Sleep>,
+        timer: Option<Pause>,
         admitted: bool,
         limit: Option<(Duration, bool)>,
     }
@@ -153,7 +189,7 @@ impl<F, T, E, L> Future for Guarded<'_, F, L>
 where
     F: Future<Output = Result<T, E>>,
     E: FromGuardError,
-    L: LastError<E>,
+    L: Held<E>,
 {
     type Output = Result<T, E>;
 
@@ -195,7 +231,7 @@ where
         // The timer is created only once the attempt is pending: an attempt that completes on
         // its first poll costs no timer registration.
         if this.timer.is_none() {
-            this.timer.set(Some(tokio::time::sleep(limit)));
+            this.timer.set(Some(Pause::new(limit)));
         }
         let timer = this.timer.as_pin_mut().expect("timer was just set");
         match timer.poll(cx) {
@@ -212,5 +248,36 @@ where
                 Poll::Ready(Err(E::from_guard_error(e)))
             }
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// One attempt under a breaker alone (see [`Call::breaker_attempt`]).
+    #[must_use = "futures do nothing unless polled"]
+    pub struct BreakerAttempt<'a, F, L> {
+        call: &'a mut Call<L>,
+        #[pin]
+        body: F,
+        refused: Option<Duration>,
+    }
+}
+
+impl<F, T, E, L> Future for BreakerAttempt<'_, F, L>
+where
+    F: Future<Output = Result<T, E>>,
+    E: FromGuardError,
+    L: Held<E>,
+{
+    type Output = Result<T, E>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T, E>> {
+        let this = self.project();
+        if let Some(retry_in) = this.refused.take() {
+            return Poll::Ready(Err(this.call.refused(retry_in)));
+        }
+        let _entered = this.call.enter_span();
+        let body = this.body;
+        this.call.scope.enter(|| body.poll(cx))
     }
 }
