@@ -49,9 +49,10 @@ pub enum BreakerState {
 pub enum Window {
     /// The calls of the last `d`, counted in 10 buckets of `d / 10`: the window slides one
     /// bucket at a time, so it holds the last 90 % to 100 % of `d`. Successes are counted
-    /// into the buckets in batches that take about a sixteenth of a bucket each (one clock
-    /// read per batch), so a success may be counted in the bucket next to its own when its
-    /// batch spans a bucket's end.
+    /// into the buckets in batches of up to 64 (one clock read per batch), each spread evenly
+    /// over the time it took: under steady traffic a batch takes a sixteenth of a bucket, and
+    /// a success lands within that of its time; after a burst followed by silence, up to one
+    /// batch is spread over the silence.
     Time(Duration),
     /// The last `n` calls, counted in buckets of `⌈n / 10⌉` calls: the oldest bucket leaves
     /// in one piece, so the window holds `n` calls give or take `⌈n / 10⌉ − 1` (exactly `n`
@@ -253,7 +254,7 @@ const COUNT_MASK: u64 = (1 << TAG_SHIFT) - 1;
 // A time window counts successes into its buckets in batches sized to take about this share
 // of a bucket, of at most `MAX_BATCH` successes (see `Breaker::count_in_batch`).
 const BATCHES_PER_BUCKET: u64 = 16;
-const MAX_BATCH: u64 = 1024;
+const MAX_BATCH: u64 = 64;
 
 // A count window's start: generation (low 16 bits) | sequence number (low 48 bits).
 const BASE_SHIFT: u32 = 48;
@@ -733,7 +734,7 @@ impl Breaker {
         }
     }
 
-    /// A success costs one atomic add (plus two loads): a count window derives its buckets'
+    /// A success costs one atomic add (plus three loads): a count window derives its buckets'
     /// calls from the add's sequence number, a time window counts successes into its buckets in
     /// batches (see [`Breaker::count_in_batch`]), so neither reads the clock per success.
     #[inline]
@@ -762,33 +763,23 @@ impl Breaker {
     }
 
     /// Counts the batch of successes that ends with the one numbered `n` (successes of a
-    /// time window are numbered by `window_successes`) into the window, and sizes the next.
-    ///
-    /// The one thread that claims the batch reads the clock. The next batch is sized to take
-    /// `1 / BATCHES_PER_BUCKET` of a bucket at the rate just measured, at most twice this one
-    /// and `MAX_BATCH`: one success at a time under light traffic (or a clock standing still), one
-    /// clock read per thousand successes under heavy traffic. See [`Breaker::close_batch`]
-    /// for where the successes are counted.
+    /// time window are numbered by `window_successes`) into the window: the one thread that
+    /// claims the batch reads the clock (see [`Breaker::close_batch`]).
     #[cold]
     #[inline(never)]
     fn count_in_batch(&self, generation: u32, n: u64) {
-        if self.claim_batch(n).is_none() {
-            return; // another thread is counting this batch in
+        if let Some(due) = self.claim_batch(n) {
+            self.close_batch(generation, n, due, clock_now());
+        } // else another thread is counting this batch in
+    }
+
+    /// Before a time window is judged: counts the successes since the last batch in, unless
+    /// another thread is doing so (then [`Breaker::window`] estimates them).
+    fn close_batch_for_failure(&self, generation: u32, now: u64) {
+        if let Some(due) = self.claim_batch(u64::MAX - 1) {
+            let n = self.window_successes.load(Relaxed);
+            self.close_batch(generation, n, due, now);
         }
-        let now = clock_now();
-        let (batch, since) = self.close_batch(generation, n, now, true);
-        let next = match now.checked_sub(since) {
-            _ if since == 0 => 1,            // nothing to measure against
-            Some(0) => batch.min(MAX_BATCH), // no time passed: a paused clock
-            Some(elapsed) => {
-                let target = (self.geometry.span / BATCHES_PER_BUCKET).max(1);
-                let at_rate = batch as u128 * target as u128 / elapsed as u128;
-                let most = batch.saturating_mul(2).min(MAX_BATCH);
-                (at_rate.min(most as u128) as u64).max(1)
-            }
-            None => 1, // another runtime's clock, behind this one
-        };
-        self.batch_due.store(n + next, Release);
     }
 
     /// Claims the right to close the batch in progress, for the success numbered `n` (or any
@@ -803,59 +794,70 @@ impl Breaker {
             .ok()
     }
 
-    /// Counts the successes after the last batch up to the one numbered `n` into the window of
-    /// the closed period `generation`, as of `now`; run by the thread holding the claim.
-    /// Returns the batch size and when the batch began.
+    /// Run by the thread holding the claim (the batch was due at `due`): counts the successes
+    /// after the last batch, up to the one numbered `n`, into the window of the closed period
+    /// `generation` as of `now`, then sizes the next batch and releases the claim.
     ///
-    /// A batch is sized to take a small part of a bucket, so its successes go into the bucket
-    /// of now. One that took longer than a bucket means the traffic fell since it was sized:
-    /// its successes are counted as coming at the rate that sized it, i.e. in the bucket where
-    /// it began (dropped if that bucket has left the window), but for the one that ends it
-    /// now (`ends_now`). A burst followed by silence is thus not smeared over the silence, at
-    /// the price of counting a sudden fall in traffic a bucket early.
-    fn close_batch(&self, generation: u32, n: u64, now: u64, ends_now: bool) -> (u64, u64) {
+    /// A batch's successes are spread evenly over the time it took. Sized for the rate, it
+    /// takes a sixteenth of a bucket, so nearly all land in the bucket of now; one that took
+    /// longer (the traffic fell since it was sized) is spread over the buckets it spanned,
+    /// and its part older than the window is dropped. The next batch is sized to take
+    /// `1 / BATCHES_PER_BUCKET` of a bucket at the rate just measured, at most twice the last
+    /// and `MAX_BATCH`: one success at a time under light traffic, one clock read per
+    /// `MAX_BATCH` successes under heavy traffic.
+    fn close_batch(&self, generation: u32, n: u64, due: u64, now: u64) {
         let since = self.batched_at.load(Relaxed);
-        let batch = n.saturating_sub(self.batched.load(Relaxed));
+        let last = self.batched.load(Relaxed);
+        let batch = n.saturating_sub(last);
         if batch != 0 && self.state.0.load(Relaxed) == closed_word(generation) {
-            let g = &self.geometry;
-            let epoch = now / g.span;
-            let began = since / g.span;
-            let (early, late) = if since == 0 || began >= epoch {
-                (0, batch)
-            } else if now - since <= g.span {
-                // Across one bucket edge: shared by the time on either side.
-                let before = (epoch * g.span - since) as u128;
-                let early = (batch as u128 * before / (now - since) as u128) as u64;
-                (early, batch - early)
-            } else if ends_now {
-                (batch - 1, 1)
-            } else {
-                (batch, 0)
-            };
-            for (e, count) in [(epoch, late), (began, early)] {
-                if count != 0 && e + g.depth > epoch {
-                    let bucket = &self.buckets[(e % BUCKETS as u64) as usize];
-                    bump(&bucket.calls, bucket_tag(generation, e), count);
-                }
-            }
+            self.spread(generation, batch, since, now);
         }
         // After the buckets: a failure judged meanwhile on another thread may count this batch
         // twice (in the buckets and as in progress), never not at all.
         self.batched.store(n, Relaxed);
         self.batched_at.store(now, Relaxed);
-        (batch, since)
+        let sized = due.saturating_sub(last).max(batch);
+        let most = sized.saturating_mul(2).min(MAX_BATCH);
+        let next = match now.checked_sub(since) {
+            _ if since == 0 => 1,            // nothing to measure against
+            Some(0) => sized.min(MAX_BATCH), // no time passed: a paused clock
+            None => 1,                       // another runtime's clock, behind this one
+            Some(elapsed) => {
+                let target = (self.geometry.span / BATCHES_PER_BUCKET).max(1);
+                let at_rate = batch as u128 * target as u128 / elapsed as u128;
+                (at_rate.min(most as u128) as u64).max(1)
+            }
+        };
+        self.batch_due.store(n + next, Release);
     }
 
-    /// Before a time window is judged: counts the successes since the last batch in, unless
-    /// another thread is doing so (then [`Breaker::window`] estimates them).
-    fn close_batch_for_failure(&self, generation: u32, now: u64) {
-        let Some(due) = self.claim_batch(u64::MAX - 1) else {
-            return;
+    /// Counts `batch` successes made evenly between `since` and `now` into the buckets of the
+    /// closed period `generation` that are still in the window (all into the bucket of `now`
+    /// if `since` is unknown or not before it).
+    fn spread(&self, generation: u32, batch: u64, since: u64, now: u64) {
+        let g = &self.geometry;
+        let epoch = now / g.span;
+        let bump_bucket = |e: u64, count: u64| {
+            let bucket = &self.buckets[(e % BUCKETS as u64) as usize];
+            bump(&bucket.calls, bucket_tag(generation, e), count);
         };
-        let step = due.saturating_sub(self.batched.load(Relaxed)).max(1);
-        let n = self.window_successes.load(Relaxed);
-        self.close_batch(generation, n, now, false);
-        self.batch_due.store(n + step, Release);
+        if since == 0 || since >= now || since / g.span >= epoch {
+            bump_bucket(epoch, batch);
+            return;
+        }
+        let elapsed = (now - since) as u128;
+        // The part of the batch made by time `t`, rounded down: the shares of consecutive
+        // buckets add up to the batch.
+        let made_by = |t: u64| (batch as u128 * (t - since) as u128 / elapsed) as u64;
+        let oldest = (since / g.span).max((epoch + 1).saturating_sub(g.depth));
+        for e in oldest..=epoch {
+            let from = (e * g.span).max(since);
+            let to = ((e + 1).saturating_mul(g.span)).min(now);
+            let share = made_by(to) - made_by(from);
+            if share != 0 {
+                bump_bucket(e, share);
+            }
+        }
     }
 
     fn on_failure(&self, generation: u32, probe: bool, now: u64) {
@@ -960,23 +962,23 @@ impl Breaker {
             let start = (oldest * g.span).max(self.window_start(generation, at));
             calls = at + 1 - start;
         } else {
-            calls += self.batch_so_far(oldest * g.span);
+            calls += self.batch_so_far(oldest * g.span, at);
         }
         (calls, failures)
     }
 
-    /// The successes of the time-window batch in progress (not in the buckets yet) if it
-    /// began after `start` (the window's first bucket), as [`Breaker::close_batch`] counts them;
-    /// only seen while another thread is closing the batch.
-    fn batch_so_far(&self, start: u64) -> u64 {
+    /// The successes of the time-window batch in progress (not in the buckets yet) that fall
+    /// after `start` (the window's first bucket), spread as [`Breaker::close_batch`] spreads
+    /// them: normally none, as the failure being judged closed the batch, unless another
+    /// thread held its claim.
+    fn batch_so_far(&self, start: u64, now: u64) -> u64 {
         let pending =
             (self.window_successes.load(Relaxed)).saturating_sub(self.batched.load(Relaxed));
         let since = self.batched_at.load(Relaxed);
-        if since == 0 || since >= start {
-            pending
-        } else {
-            0
+        if since == 0 || since >= start || now <= since {
+            return pending;
         }
+        (pending as u128 * (now - start) as u128 / (now - since) as u128) as u64
     }
 
     /// The sequence number of the first call of the closed period `generation` (count
@@ -1030,6 +1032,9 @@ impl Breaker {
                 ProbeOutcome::Success => {
                     let succeeded = succeeded_of(word) + 1;
                     if succeeded >= self.geometry.probes {
+                        // Before the CAS, so that the closed period's first calls find it
+                        // (nothing is recorded in a window while half-open).
+                        self.start_window(generation.wrapping_add(1));
                         closed_word(generation.wrapping_add(1))
                     } else {
                         half_open_word(generation, in_flight - 1, succeeded)
@@ -1046,15 +1051,12 @@ impl Breaker {
                             "probe failed",
                             1,
                         ),
-                        (ProbeOutcome::Success, CLOSED) => {
-                            self.start_window(generation.wrapping_add(1));
-                            self.log(
-                                BreakerState::HalfOpen,
-                                BreakerState::Closed,
-                                "probes succeeded",
-                                0,
-                            )
-                        }
+                        (ProbeOutcome::Success, CLOSED) => self.log(
+                            BreakerState::HalfOpen,
+                            BreakerState::Closed,
+                            "probes succeeded",
+                            0,
+                        ),
                         _ => {}
                     }
                     return;

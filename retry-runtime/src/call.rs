@@ -179,7 +179,8 @@ impl<L> Drop for Call<L> {
     #[inline]
     fn drop(&mut self) {
         if self.state.is_some() {
-            drop_state(&mut self.state);
+            // SAFETY: `state` is dropped here only, once, and not used afterwards.
+            unsafe { drop_state(&mut self.state) }
         }
     }
 }
@@ -187,9 +188,12 @@ impl<L> Drop for Call<L> {
 /// Drops a call's state, out of line: inlined, the span's and the budget slot's drop code
 /// made the annotated fn's future too big to drop inline, and every call paid an out-of-line
 /// call to drop its finished future.
+///
+/// # Safety
+/// Called once, and `state` not used afterwards (`Drop for Call`).
 #[inline(never)]
-fn drop_state(state: &mut ManuallyDrop<Option<CallState>>) {
-    // SAFETY: called once, from `Drop for Call`, and `state` is not used afterwards.
+unsafe fn drop_state(state: &mut ManuallyDrop<Option<CallState>>) {
+    // SAFETY: the caller's promise.
     unsafe { ManuallyDrop::drop(state) }
 }
 
@@ -226,10 +230,12 @@ impl CallState {
 }
 
 impl<L> Call<L> {
-    /// Enters the call's span, if a failure opened one.
+    /// Runs `f` (a poll of the attempt's body, or a blocking attempt) in the call's span, if a
+    /// failure opened one, and with the attempt in scope for `stormguard::attempt()`.
     #[inline]
-    pub(crate) fn enter_span(&self) -> Option<tracing::span::Entered<'_>> {
-        self.state.as_ref().map(|state| state.span.enter())
+    pub(crate) fn in_attempt<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _entered = self.state.as_ref().map(|state| state.span.enter());
+        self.scope.enter(f)
     }
 }
 
@@ -284,8 +290,7 @@ impl<L: Default> Call<L> {
     #[inline]
     pub fn attempt_blocking<R>(&mut self, body: impl FnOnce() -> R) -> R {
         self.scope.next();
-        let _entered = self.enter_span();
-        self.scope.enter(body)
+        self.in_attempt(body)
     }
 
     /// Sleeps on tokio's clock before the next attempt.
@@ -584,8 +589,7 @@ impl<F: Future, L> Future for Attempt<'_, F, L> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let _entered = this.call.enter_span();
         let body = this.body;
-        this.call.scope.enter(|| body.poll(cx))
+        this.call.in_attempt(|| body.poll(cx))
     }
 }

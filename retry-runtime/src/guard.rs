@@ -217,10 +217,7 @@ where
         let Some(body) = this.body.as_mut().as_pin_mut() else {
             panic!("a guarded attempt was polled after it completed");
         };
-        let polled = {
-            let _entered = this.call.enter_span();
-            this.call.scope.enter(|| body.poll(cx))
-        };
+        let polled = this.call.in_attempt(|| body.poll(cx));
         if polled.is_ready() {
             this.body.set(None);
             return polled;
@@ -276,8 +273,7 @@ where
         if let Some(retry_in) = this.refused.take() {
             return Poll::Ready(Err(this.call.refused(retry_in)));
         }
-        let _entered = this.call.enter_span();
         let body = this.body;
-        this.call.scope.enter(|| body.poll(cx))
+        this.call.in_attempt(|| body.poll(cx))
     }
 }
