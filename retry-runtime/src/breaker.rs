@@ -897,6 +897,19 @@ impl Breaker {
         }
     }
 
+    /// `(calls, failures)` in the current closed period's window now (loom models only).
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn window_now(&self) -> (u64, u64) {
+        let generation = generation_of(self.state.0.load(Acquire));
+        let at = if self.geometry.by_calls {
+            self.calls_seen.load(Relaxed).saturating_sub(1)
+        } else {
+            clock_now()
+        };
+        self.window(generation, at)
+    }
+
     /// Counts one more failure in a row for the closed period `generation`; returns the run.
     fn bump_consecutive(&self, generation: u32) -> u64 {
         let mut current = self.consecutive.load(Relaxed);

@@ -1,12 +1,13 @@
 //! Loom model of the half-open race: threads admit, succeed, fail and drop probes at once on a
-//! breaker with one probe slot (and two, where probes can also resolve at once). Run with
+//! breaker with one probe slot (and two, where probes can also resolve at once); and of the
+//! closed breaker's window, where successes and failures race to count batches in. Run with
 //! `RUSTFLAGS="--cfg loom" cargo test -p retry-runtime --test breaker_loom --release`.
 #![cfg(loom)]
 
 use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use loom::sync::Arc;
 use loom::thread;
-use retry_runtime::breaker::{Breaker, BreakerConfig, BreakerState};
+use retry_runtime::breaker::{Breaker, BreakerConfig, BreakerState, Window};
 use std::time::Duration;
 
 /// Opens on the first failure; under loom the clock stands still, so an open time of zero
@@ -157,5 +158,49 @@ fn an_opening_breaker_is_never_due_early() {
         assert_eq!(b.state(), BreakerState::Open);
         assert!(b.is_rejecting());
         assert_eq!(b.retry_in(), Some(Duration::from_secs(1)));
+    });
+}
+
+/// Two threads report outcomes to a closed time-window breaker at once: successes that close
+/// batches (under loom the clock stands still, so every success is due) race a failure that
+/// closes the batch in progress before judging. Once all are reported, the window holds each
+/// call exactly once: no batch lost, none counted twice, and the next batch can be claimed.
+#[test]
+fn racing_successes_and_a_failure_count_every_call_once() {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(3);
+    model.check(|| {
+        // Never opens: the window is only counted.
+        let config = BreakerConfig::DEFAULT.with_min_calls(u32::MAX);
+        let b: &'static Breaker = Box::leak(Box::new(Breaker::new("loom-window", config)));
+        let other = thread::spawn(move || {
+            b.admit().unwrap().success();
+            b.admit().unwrap().failure();
+        });
+        b.admit().unwrap().success();
+        b.admit().unwrap().success();
+        other.join().unwrap();
+        assert_eq!(b.window_now(), (4, 1));
+        b.admit().unwrap().success();
+        assert_eq!(b.window_now(), (5, 1), "a batch claim was never released");
+    });
+}
+
+/// The same for a count window, whose calls are numbered by one atomic add.
+#[test]
+fn a_count_window_numbers_every_call_once() {
+    loom::model(|| {
+        let config = BreakerConfig::DEFAULT
+            .with_window(Window::Calls(100))
+            .with_min_calls(u32::MAX);
+        let b: &'static Breaker = Box::leak(Box::new(Breaker::new("loom-count", config)));
+        let other = thread::spawn(move || {
+            b.admit().unwrap().success();
+            b.admit().unwrap().failure();
+        });
+        b.admit().unwrap().success();
+        other.join().unwrap();
+        assert_eq!(b.window_now(), (3, 1));
+        assert_eq!(b.counts().successes, 2);
     });
 }
