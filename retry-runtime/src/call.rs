@@ -335,7 +335,11 @@ impl<L: Default> Call<L> {
     /// retried it already, attempts remain, the server's hint is within `max`, the deadline
     /// leaves room for the sleep, the breaker is not open and the budget grants a token.
     /// Otherwise the last error is returned as it was.
-    #[inline]
+    ///
+    /// Always inlined, with the failure path kept out of line: with a breaker, `judge` was
+    /// otherwise too big to inline, and its call and the verdict returned through memory were
+    /// 1.5 ns of a call's 10.
+    #[inline(always)]
     pub fn judge<T, E, W, H>(
         &mut self,
         result: Result<T, E>,
@@ -376,6 +380,7 @@ impl<L: Default> Call<L> {
     }
 
     #[cold]
+    #[inline(never)]
     fn on_failure<T, E, W, H>(
         &mut self,
         error: E,

@@ -102,6 +102,8 @@ impl<L: Default> Call<L> {
     }
 
     /// The error of an attempt the breaker refused (see [`Call::not_made`]).
+    #[cold]
+    #[inline(never)]
     fn refused<E>(&mut self, retry_in: Duration) -> E
     where
         E: FromGuardError,
@@ -119,6 +121,8 @@ impl<L: Default> Call<L> {
     /// The error of an attempt that is not made (the breaker refused it, or the deadline left
     /// it no time): the retry granted for it gives its tokens back, and the call returns its
     /// last real error, or `guard_error` for a first attempt.
+    #[cold]
+    #[inline(never)]
     fn not_made<E>(&mut self, why: GiveUpReason, guard_error: impl FnOnce() -> GuardError) -> E
     where
         E: FromGuardError,
@@ -154,6 +158,8 @@ impl<L: Default> Call<L> {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn limit_error(&self, limit: Duration, by_deadline: bool) -> GuardError {
         let op = self.site.op();
         match (by_deadline, self.site.policy().deadline) {
