@@ -12,6 +12,7 @@ use crate::log::{self, Fields};
 use crate::site::Site;
 use crate::stats::GiveUpReason;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -74,28 +75,50 @@ pub fn no_hint<E>(_: &E) -> Option<Duration> {
     None
 }
 
-/// What a call holds across its attempts for a breaker: the running attempt's permit, and
-/// the last error (returned if the breaker refuses the next attempt). [`BreakerHeld<E>`]
-/// with a `breaker`; `()` (nothing held) without one, so that a call without a breaker never
-/// holds an `E` across an `.await` (its future stays `Send` even for an `E` that is not).
-pub trait Held<E>: Default {
-    /// Keeps `error` (or drops it).
-    fn keep(&mut self, error: E);
-    /// The kept error, if any.
-    fn take_error(&mut self) -> Option<E>;
-    /// The next attempt was admitted with `permit`: the kept error is no longer needed.
+/// What a call holds for a breaker: the running attempt's permit, in the call itself (a
+/// first-try success reports it), and, in its state built on the first failure, the last
+/// error (returned if the breaker refuses the next attempt). [`BreakerHeld<E>`] with a
+/// `breaker`; `()` (nothing held) without one, so that a call without a breaker never holds
+/// an `E` across an `.await` (its future stays `Send` even for an `E` that is not).
+pub trait Held: Default {
+    /// Where the call's state keeps the last error: `Option<E>`, or `()` for none.
+    type Kept: Default;
+    /// The next attempt was admitted with `permit`.
     fn admitted(&mut self, permit: Permit);
     /// The running attempt's permit, to report its outcome.
     fn take_permit(&mut self) -> Option<Permit>;
 }
 
-impl<E> Held<E> for () {
+/// Keeps the last error of a call ([`Held::Kept`]): `Option<E>` keeps it, `()` drops it.
+pub trait LastError<E>: Default {
+    /// Keeps `error` (or drops it).
+    fn keep(&mut self, error: E);
+    /// The kept error, if any.
+    fn take_error(&mut self) -> Option<E>;
+}
+
+impl<E> LastError<E> for () {
     #[inline]
     fn keep(&mut self, _: E) {}
     #[inline]
     fn take_error(&mut self) -> Option<E> {
         None
     }
+}
+
+impl<E> LastError<E> for Option<E> {
+    #[inline]
+    fn keep(&mut self, error: E) {
+        *self = Some(error);
+    }
+    #[inline]
+    fn take_error(&mut self) -> Option<E> {
+        self.take()
+    }
+}
+
+impl Held for () {
+    type Kept = ();
     #[inline]
     fn admitted(&mut self, permit: Permit) {
         // Only a site without a breaker uses `()`, and its attempts ask for no permit.
@@ -108,11 +131,12 @@ impl<E> Held<E> for () {
     }
 }
 
-/// What a call with a `breaker` holds across its attempts (see [`Held`]).
+/// What a call with a `breaker` holds (see [`Held`]): the running attempt's permit; the last
+/// error, an `E`, lives in the call's state.
 #[derive(Debug)]
 pub struct BreakerHeld<E> {
     permit: Option<Parked>,
-    error: Option<E>,
+    error: PhantomData<fn() -> E>,
 }
 
 impl<E> Drop for BreakerHeld<E> {
@@ -129,24 +153,16 @@ impl<E> Default for BreakerHeld<E> {
     fn default() -> Self {
         BreakerHeld {
             permit: None,
-            error: None,
+            error: PhantomData,
         }
     }
 }
 
-impl<E> Held<E> for BreakerHeld<E> {
-    #[inline]
-    fn keep(&mut self, error: E) {
-        self.error = Some(error);
-    }
-    #[inline]
-    fn take_error(&mut self) -> Option<E> {
-        self.error.take()
-    }
+impl<E> Held for BreakerHeld<E> {
+    type Kept = Option<E>;
     #[inline]
     fn admitted(&mut self, permit: Permit) {
         self.permit = Some(permit.park());
-        self.error = None;
     }
     #[inline]
     fn take_permit(&mut self) -> Option<Permit> {
@@ -162,7 +178,7 @@ impl<E> Held<E> for BreakerHeld<E> {
 /// permit: everything else lives in `CallState`, built on first use (the first failure, a
 /// deadline), so that such a call neither builds nor drops it.
 #[derive(Debug)]
-pub struct Call<L = ()> {
+pub struct Call<L: Held = ()> {
     pub(crate) site: &'static Site,
     /// The attempt running or last run: its number (0 before the first), and whether a
     /// nested annotated call in it retried and gave up. The running attempt's body reads it
@@ -170,12 +186,12 @@ pub struct Call<L = ()> {
     pub(crate) scope: AttemptScope,
     /// The rest of the call's state; `None` until something needs it. Dropped by hand (see
     /// `Drop for Call`), so that dropping a call without it is one inline check.
-    pub(crate) state: ManuallyDrop<Option<CallState>>,
+    pub(crate) state: ManuallyDrop<Option<CallState<L::Kept>>>,
     /// With a breaker: the running attempt's permit and the last error.
     pub(crate) held: L,
 }
 
-impl<L> Drop for Call<L> {
+impl<L: Held> Drop for Call<L> {
     #[inline]
     fn drop(&mut self) {
         if self.state.is_some() {
@@ -192,7 +208,7 @@ impl<L> Drop for Call<L> {
 /// # Safety
 /// Called once, and `state` not used afterwards (`Drop for Call`).
 #[inline(never)]
-unsafe fn drop_state(state: &mut ManuallyDrop<Option<CallState>>) {
+unsafe fn drop_state<K>(state: &mut ManuallyDrop<Option<CallState<K>>>) {
     // SAFETY: the caller's promise.
     unsafe { ManuallyDrop::drop(state) }
 }
@@ -200,7 +216,7 @@ unsafe fn drop_state(state: &mut ManuallyDrop<Option<CallState>>) {
 /// What a call keeps beyond its attempt number and breaker permit, once a failure or a
 /// deadline needs it.
 #[derive(Debug)]
-pub(crate) struct CallState {
+pub(crate) struct CallState<K> {
     /// When the call started, for a policy with a deadline.
     pub(crate) started: Option<Instant>,
     previous_delay: Duration,
@@ -213,9 +229,11 @@ pub(crate) struct CallState {
     /// The last attempt was not made (no call reached the downstream), and why: the breaker
     /// refused it (`BreakerOpen`) or the deadline left it no time (`Deadline`).
     pub(crate) not_made: Option<GiveUpReason>,
+    /// With a breaker: the error the call returns if the breaker refuses its next attempt.
+    pub(crate) last_error: K,
 }
 
-impl CallState {
+impl<K: Default> CallState<K> {
     fn new() -> Self {
         CallState {
             started: None,
@@ -225,11 +243,12 @@ impl CallState {
             slot: None,
             timed_out: None,
             not_made: None,
+            last_error: K::default(),
         }
     }
 }
 
-impl<L> Call<L> {
+impl<L: Held> Call<L> {
     /// Runs `f` (a poll of the attempt's body, or a blocking attempt) in the call's span, if a
     /// failure opened one, and with the attempt in scope for `stormguard::attempt()`.
     #[inline]
@@ -239,7 +258,7 @@ impl<L> Call<L> {
     }
 }
 
-impl<L: Default> Call<L> {
+impl<L: Held> Call<L> {
     /// Starts a call at `site`, whose policy has no `deadline`. Reads no clock.
     #[inline]
     pub fn start(site: &'static Site) -> Self {
@@ -275,7 +294,7 @@ impl<L: Default> Call<L> {
 
     /// The rest of the call's state, built on first use.
     #[inline]
-    pub(crate) fn state(&mut self) -> &mut CallState {
+    pub(crate) fn state(&mut self) -> &mut CallState<L::Kept> {
         self.state.get_or_insert_with(CallState::new)
     }
 
@@ -348,7 +367,7 @@ impl<L: Default> Call<L> {
         retry_after: &H,
     ) -> Verdict<T, E>
     where
-        L: Held<E>,
+        L::Kept: LastError<E>,
         W: Transient<E> + ?Sized,
         H: RetryHint<E> + ?Sized,
     {
@@ -389,7 +408,7 @@ impl<L: Default> Call<L> {
         retry_after: &H,
     ) -> Verdict<T, E>
     where
-        L: Held<E>,
+        L::Kept: LastError<E>,
         W: Transient<E> + ?Sized,
         H: RetryHint<E> + ?Sized,
     {
@@ -434,7 +453,7 @@ impl<L: Default> Call<L> {
                     .in_scope(|| log::retrying(&fields, described, delay));
                 export::retry(op);
                 state.previous_delay = delay;
-                self.held.keep(error);
+                state.last_error.keep(error);
                 Verdict::Retry(delay)
             }
             Err(reason) => self.give_up(&fields, error, format, reason),
@@ -581,14 +600,14 @@ pin_project_lite::pin_project! {
     /// One attempt of a call without `timeout`, `deadline` or `breaker`: the body, polled
     /// with the attempt in scope.
     #[must_use = "futures do nothing unless polled"]
-    pub struct Attempt<'a, F, L> {
+    pub struct Attempt<'a, F, L: Held> {
         call: &'a mut Call<L>,
         #[pin]
         body: F,
     }
 }
 
-impl<F: Future, L> Future for Attempt<'_, F, L> {
+impl<F: Future, L: Held> Future for Attempt<'_, F, L> {
     type Output = F::Output;
 
     #[inline]

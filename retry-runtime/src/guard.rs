@@ -1,7 +1,7 @@
 //! The guarded attempt: breaker admission, the per-attempt `timeout` and the call's
 //! `deadline` around one attempt, cancelling (dropping) the attempt the moment a limit passes.
 
-use crate::call::{Call, Held, Pause};
+use crate::call::{Call, Held, LastError, Pause};
 use crate::error::{FromGuardError, GuardError};
 use crate::stats::GiveUpReason;
 use std::future::Future;
@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::Instant;
 
-impl<L: Default> Call<L> {
+impl<L: Held> Call<L> {
     /// The next attempt, for a policy with `timeout`, `deadline` or `breaker`.
     ///
     /// Asks the breaker first (refused: no call is made; the first attempt returns
@@ -23,7 +23,7 @@ impl<L: Default> Call<L> {
     where
         F: Future<Output = Result<T, E>>,
         E: FromGuardError,
-        L: Held<E>,
+        L::Kept: LastError<E>,
     {
         self.scope.next();
         Guarded {
@@ -42,7 +42,7 @@ impl<L: Default> Call<L> {
     ) -> Result<T, E>
     where
         E: FromGuardError,
-        L: Held<E>,
+        L::Kept: LastError<E>,
     {
         match self.admit() {
             Err(refused) => {
@@ -62,7 +62,7 @@ impl<L: Default> Call<L> {
     where
         F: Future<Output = Result<T, E>>,
         E: FromGuardError,
-        L: Held<E>,
+        L::Kept: LastError<E>,
     {
         self.scope.next();
         let refused = self.ask_breaker::<E>().err();
@@ -78,7 +78,7 @@ impl<L: Default> Call<L> {
     fn admit<T, E>(&mut self) -> Result<(), Result<T, E>>
     where
         E: FromGuardError,
-        L: Held<E>,
+        L::Kept: LastError<E>,
     {
         match self.ask_breaker::<E>() {
             Ok(()) => Ok(()),
@@ -91,7 +91,7 @@ impl<L: Default> Call<L> {
     #[inline]
     fn ask_breaker<E>(&mut self) -> Result<(), Duration>
     where
-        L: Held<E>,
+        L::Kept: LastError<E>,
     {
         let Some(breaker) = self.site.breaker() else {
             return Ok(());
@@ -107,7 +107,7 @@ impl<L: Default> Call<L> {
     fn refused<E>(&mut self, retry_in: Duration) -> E
     where
         E: FromGuardError,
-        L: Held<E>,
+        L::Kept: LastError<E>,
     {
         let op = self.site.op();
         let breaker = self.site.policy().breaker.unwrap_or(op);
@@ -126,14 +126,14 @@ impl<L: Default> Call<L> {
     fn not_made<E>(&mut self, why: GiveUpReason, guard_error: impl FnOnce() -> GuardError) -> E
     where
         E: FromGuardError,
-        L: Held<E>,
+        L::Kept: LastError<E>,
     {
         let state = self.state();
         state.not_made = Some(why);
         if let Some(slot) = state.slot.take() {
             slot.refund();
         }
-        match self.held.take_error() {
+        match state.last_error.take_error() {
             Some(last) => last,
             None => E::from_guard_error(guard_error()),
         }
@@ -180,7 +180,7 @@ impl<L: Default> Call<L> {
 pin_project_lite::pin_project! {
     /// One attempt under the breaker, `timeout` and `deadline`.
     #[must_use = "futures do nothing unless polled"]
-    pub struct Guarded<'a, F, L> {
+    pub struct Guarded<'a, F, L: Held> {
         call: &'a mut Call<L>,
         #[pin]
         body: Option<F>,
@@ -195,7 +195,8 @@ impl<F, T, E, L> Future for Guarded<'_, F, L>
 where
     F: Future<Output = Result<T, E>>,
     E: FromGuardError,
-    L: Held<E>,
+    L: Held,
+    L::Kept: LastError<E>,
 {
     type Output = Result<T, E>;
 
@@ -257,7 +258,7 @@ where
 pin_project_lite::pin_project! {
     /// One attempt under a breaker alone (see [`Call::breaker_attempt`]).
     #[must_use = "futures do nothing unless polled"]
-    pub struct BreakerAttempt<'a, F, L> {
+    pub struct BreakerAttempt<'a, F, L: Held> {
         call: &'a mut Call<L>,
         #[pin]
         body: F,
@@ -269,7 +270,8 @@ impl<F, T, E, L> Future for BreakerAttempt<'_, F, L>
 where
     F: Future<Output = Result<T, E>>,
     E: FromGuardError,
-    L: Held<E>,
+    L: Held,
+    L::Kept: LastError<E>,
 {
     type Output = Result<T, E>;
 
