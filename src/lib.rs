@@ -193,6 +193,7 @@ pub fn seed_jitter(seed: u64) {
 #[doc(hidden)]
 pub mod __private {
     pub use core::option::Option::{self, None, Some};
+    pub use core::result::Result::{Err, Ok};
     pub use core::time::Duration;
     pub use retry_runtime::breaker::{Breaker, BreakerConfig, Window};
     pub use retry_runtime::budget::{Budget, BudgetConfig};

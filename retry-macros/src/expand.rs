@@ -56,7 +56,15 @@ pub fn expand(args: &Args, mut item: ItemFn, ret: &Type) -> TokenStream {
             }
         };
         if args.breaker.is_some() && args.timeout.is_none() && args.deadline.is_none() {
-            quote_spanned!(at=> #call_at.breaker_attempt(#attempt).await)
+            // A breaker alone: asked before the attempt, whose future stays the plain one.
+            let retry_in = Ident::new("__stormguard_retry_in", Span::mixed_site());
+            let refused = quote_spanned!(at=> #call_at.refused_attempt(#retry_in));
+            quote! {
+                match #call.breaker_admits() {
+                    #private::Ok(()) => #call.admitted_attempt(#attempt).await,
+                    #private::Err(#retry_in) => #refused,
+                }
+            }
         } else if guarded {
             quote_spanned!(at=> #call_at.guarded_attempt(#attempt).await)
         } else {

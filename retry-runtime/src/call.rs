@@ -305,6 +305,12 @@ impl<L: Held> Call<L> {
         Attempt { call: self, body }
     }
 
+    /// The body of an attempt [`Call::breaker_admits`] admitted (and counted).
+    #[inline]
+    pub fn admitted_attempt<F: Future>(&mut self, body: F) -> Attempt<'_, F, L> {
+        Attempt { call: self, body }
+    }
+
     /// The next attempt of a blocking fn.
     #[inline]
     pub fn attempt_blocking<R>(&mut self, body: impl FnOnce() -> R) -> R {

@@ -53,24 +53,28 @@ impl<L: Held> Call<L> {
         }
     }
 
-    /// The next attempt, for a policy with a `breaker` and neither `timeout` nor `deadline`:
-    /// the breaker is asked now (the attempt is awaited at once), and an admitted body runs
-    /// as a plain attempt, without the timer's bookkeeping. A refused attempt returns as
-    /// [`guarded_attempt`](Call::guarded_attempt)'s does.
+    /// Before the next attempt of a policy with a `breaker` and neither `timeout` nor
+    /// `deadline`: counts the attempt and asks the breaker. Admitted, the body runs as a
+    /// plain attempt ([`Call::admitted_attempt`]), without the timer's bookkeeping; refused,
+    /// [`Call::refused_attempt`] is the attempt's outcome. The macro emits the `match`, so
+    /// that the attempt's future is the plain one.
     #[inline]
-    pub fn breaker_attempt<F, T, E>(&mut self, body: F) -> BreakerAttempt<'_, F, L>
+    pub fn breaker_admits(&mut self) -> Result<(), Duration> {
+        self.scope.next();
+        self.ask_breaker()
+    }
+
+    /// The outcome of an attempt the breaker refused (see [`Call::breaker_admits`]): as
+    /// [`guarded_attempt`](Call::guarded_attempt)'s, the last real error, or
+    /// `GuardError::BreakerOpen` for a first attempt.
+    #[cold]
+    #[inline(never)]
+    pub fn refused_attempt<T, E>(&mut self, retry_in: Duration) -> Result<T, E>
     where
-        F: Future<Output = Result<T, E>>,
         E: FromGuardError,
         L::Kept: LastError<E>,
     {
-        self.scope.next();
-        let refused = self.ask_breaker::<E>().err();
-        BreakerAttempt {
-            call: self,
-            body,
-            refused,
-        }
+        Err(self.refused(retry_in))
     }
 
     /// Asks the breaker (if any) to admit the next attempt.
@@ -80,7 +84,7 @@ impl<L: Held> Call<L> {
         E: FromGuardError,
         L::Kept: LastError<E>,
     {
-        match self.ask_breaker::<E>() {
+        match self.ask_breaker() {
             Ok(()) => Ok(()),
             Err(retry_in) => Err(Err(self.refused(retry_in))),
         }
@@ -89,10 +93,7 @@ impl<L: Held> Call<L> {
     /// Asks the breaker (if any) for a permit, held until the attempt's outcome is judged;
     /// refused, the time before it lets a probe through.
     #[inline]
-    fn ask_breaker<E>(&mut self) -> Result<(), Duration>
-    where
-        L::Kept: LastError<E>,
-    {
+    fn ask_breaker(&mut self) -> Result<(), Duration> {
         let Some(breaker) = self.site.breaker() else {
             return Ok(());
         };
@@ -252,36 +253,5 @@ where
                 Poll::Ready(Err(E::from_guard_error(e)))
             }
         }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// One attempt under a breaker alone (see [`Call::breaker_attempt`]).
-    #[must_use = "futures do nothing unless polled"]
-    pub struct BreakerAttempt<'a, F, L: Held> {
-        call: &'a mut Call<L>,
-        #[pin]
-        body: F,
-        refused: Option<Duration>,
-    }
-}
-
-impl<F, T, E, L> Future for BreakerAttempt<'_, F, L>
-where
-    F: Future<Output = Result<T, E>>,
-    E: FromGuardError,
-    L: Held,
-    L::Kept: LastError<E>,
-{
-    type Output = Result<T, E>;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T, E>> {
-        let this = self.project();
-        if let Some(retry_in) = this.refused.take() {
-            return Poll::Ready(Err(this.call.refused(retry_in)));
-        }
-        let body = this.body;
-        this.call.in_attempt(|| body.poll(cx))
     }
 }

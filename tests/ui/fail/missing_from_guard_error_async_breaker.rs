@@ -3,7 +3,7 @@ use stormguard::retry;
 #[derive(Debug)]
 struct FetchError;
 
-// A breaker alone takes the lighter `breaker_attempt` path: the missing impl is still
+// A breaker alone is asked before a plain attempt (`breaker_admits`): the missing impl is still
 // reported once, on the error type.
 #[retry(breaker = "payments")]
 async fn charge() -> Result<u32, FetchError> {
