@@ -18,6 +18,7 @@ stormguard::breakers! {
     timeouts { consecutive_failures: 2, open_for: "10s" }
     deadline_edge { consecutive_failures: 10, open_for: "10s" }
     refund_edge { consecutive_failures: 2, open_for: "10s" }
+    held_error { consecutive_failures: 10, open_for: "10s" }
 }
 
 stormguard::budgets! {
@@ -285,4 +286,37 @@ async fn a_retry_refused_after_its_sleep_gives_its_token_back() {
         .find(|b| b.budget == "refund_edge")
         .unwrap();
     assert_eq!(budget.tokens, 5.0, "the refused retry's token was refunded");
+}
+
+/// An error that holds something the next attempt needs (a pooled connection, say): the
+/// pool has one, and the error gives it back when dropped.
+#[derive(Debug)]
+struct HoldsConnection;
+static CONNECTION_FREE: AtomicBool = AtomicBool::new(true);
+impl Drop for HoldsConnection {
+    fn drop(&mut self) {
+        CONNECTION_FREE.store(true, Ordering::SeqCst);
+    }
+}
+impl From<GuardError> for HoldsConnection {
+    fn from(_: GuardError) -> Self {
+        HoldsConnection
+    }
+}
+
+static FOUND_FREE: AtomicU32 = AtomicU32::new(0);
+#[retry(attempts = 3, base = "10ms", breaker = "held_error")]
+async fn takes_the_connection() -> Result<(), HoldsConnection> {
+    if CONNECTION_FREE.swap(false, Ordering::SeqCst) {
+        FOUND_FREE.fetch_add(1, Ordering::SeqCst);
+    }
+    Err(HoldsConnection)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_last_error_is_dropped_before_the_next_attempt_runs() {
+    // The breaker keeps the last error across the sleep (to return it if it refuses the next
+    // attempt), but not into the next attempt: each of the 3 attempts finds the connection.
+    assert!(takes_the_connection().await.is_err());
+    assert_eq!(FOUND_FREE.load(Ordering::SeqCst), 3);
 }

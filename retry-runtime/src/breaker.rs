@@ -903,7 +903,10 @@ impl Breaker {
     pub fn window_now(&self) -> (u64, u64) {
         let generation = generation_of(self.state.0.load(Acquire));
         let at = if self.geometry.by_calls {
-            self.calls_seen.load(Relaxed).saturating_sub(1)
+            match self.calls_seen.load(Relaxed) {
+                0 => return (0, 0),
+                seen => seen - 1,
+            }
         } else {
             clock_now()
         };

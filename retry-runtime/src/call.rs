@@ -171,8 +171,8 @@ impl<E> Held for BreakerHeld<E> {
 }
 
 /// The state of one call across its attempts. Created by the generated code at the top of
-/// the fn; dropping it (with the fn's future) releases everything it holds. `L` holds the
-/// breaker's permit and the last error, with a breaker (see [`Held`]).
+/// the fn; dropping it (with the fn's future) releases everything it holds. With a breaker,
+/// `L` holds its permit, and its state the last error (see [`Held`]).
 ///
 /// A first-try success only needs the site, the attempt's scope and (with a breaker) its
 /// permit: everything else lives in `CallState`, built on first use (the first failure, a
@@ -187,7 +187,7 @@ pub struct Call<L: Held = ()> {
     /// The rest of the call's state; `None` until something needs it. Dropped by hand (see
     /// `Drop for Call`), so that dropping a call without it is one inline check.
     pub(crate) state: ManuallyDrop<Option<CallState<L::Kept>>>,
-    /// With a breaker: the running attempt's permit and the last error.
+    /// With a breaker: the running attempt's permit.
     pub(crate) held: L,
 }
 

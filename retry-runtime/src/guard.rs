@@ -99,6 +99,11 @@ impl<L: Held> Call<L> {
         };
         let permit = breaker.admit()?;
         self.held.admitted(permit);
+        // The last error is only for a refusal: dropped before the admitted attempt runs (it
+        // may hold a connection or a permit of the user's that the attempt needs).
+        if let Some(state) = &mut *self.state {
+            state.last_error = L::Kept::default();
+        }
         Ok(())
     }
 
