@@ -255,6 +255,8 @@ const COUNT_MASK: u64 = (1 << TAG_SHIFT) - 1;
 // of a bucket, of at most `MAX_BATCH` successes (see `Breaker::count_in_batch`).
 const BATCHES_PER_BUCKET: u64 = 16;
 const MAX_BATCH: u64 = 64;
+/// Claims a batch whatever its size (`batch_due` is `u64::MAX` only while claimed).
+const ANY_CALLER: u64 = u64::MAX - 1;
 
 // A count window's start: generation (low 16 bits) | sequence number (low 48 bits).
 const BASE_SHIFT: u32 = 48;
@@ -776,14 +778,14 @@ impl Breaker {
     /// Before a time window is judged: counts the successes since the last batch in, unless
     /// another thread is doing so (then [`Breaker::window`] estimates them).
     fn close_batch_for_failure(&self, generation: u32, now: u64) {
-        if let Some(due) = self.claim_batch(u64::MAX - 1) {
+        if let Some(due) = self.claim_batch(ANY_CALLER) {
             let n = self.window_successes.load(Relaxed);
             self.close_batch(generation, n, due, now);
         }
     }
 
     /// Claims the right to close the batch in progress, for the success numbered `n` (or any
-    /// caller, with `u64::MAX - 1`); returns the count it was due at.
+    /// caller, with `ANY_CALLER`); returns the count it was due at.
     fn claim_batch(&self, n: u64) -> Option<u64> {
         let due = self.batch_due.load(Relaxed);
         if n < due {
@@ -837,10 +839,8 @@ impl Breaker {
     fn spread(&self, generation: u32, batch: u64, since: u64, now: u64) {
         let g = &self.geometry;
         let epoch = now / g.span;
-        let bump_bucket = |e: u64, count: u64| {
-            let bucket = &self.buckets[(e % BUCKETS as u64) as usize];
-            bump(&bucket.calls, bucket_tag(generation, e), count);
-        };
+        let bump_bucket =
+            |e: u64, count: u64| bump(&self.bucket(e).calls, bucket_tag(generation, e), count);
         if since == 0 || since >= now || since / g.span >= epoch {
             bump_bucket(epoch, batch);
             return;
@@ -944,13 +944,18 @@ impl Breaker {
             (now, true)
         };
         let epoch = at / g.span;
-        let bucket = &self.buckets[(epoch % BUCKETS as u64) as usize];
+        let bucket = self.bucket(epoch);
         let tag = bucket_tag(generation, epoch);
         if counts_calls {
             bump(&bucket.calls, tag, 1);
         }
         bump(&bucket.failures, tag, 1);
         at
+    }
+
+    /// The bucket that counts the calls of `epoch` (reused every `BUCKETS` epochs).
+    fn bucket(&self, epoch: u64) -> &Bucket {
+        &self.buckets[(epoch % BUCKETS as u64) as usize]
     }
 
     /// `(calls, failures)` in the window of the closed period `generation` that ends with the
@@ -961,7 +966,7 @@ impl Breaker {
         let oldest = (epoch + 1).saturating_sub(g.depth);
         let (mut calls, mut failures) = (0, 0);
         for e in oldest..=epoch {
-            let bucket = &self.buckets[(e % BUCKETS as u64) as usize];
+            let bucket = self.bucket(e);
             let tag = bucket_tag(generation, e);
             let f = bucket.failures.load(Relaxed);
             if f >> TAG_SHIFT == tag {
@@ -1021,7 +1026,7 @@ impl Breaker {
             let seq = self.calls_seen.load(Relaxed) & BASE_SEQ_MASK;
             let packed = ((generation as u64 & BASE_GEN_MASK) << BASE_SHIFT) | seq;
             self.window_base.store(packed, Relaxed);
-        } else if self.claim_batch(u64::MAX - 1).is_some() {
+        } else if self.claim_batch(ANY_CALLER).is_some() {
             let n = self.window_successes.load(Relaxed);
             self.batched.store(n, Relaxed);
             self.batched_at.store(0, Relaxed);

@@ -256,9 +256,7 @@ impl<L: Held> Call<L> {
         let _entered = self.state.as_ref().map(|state| state.span.enter());
         self.scope.enter(f)
     }
-}
 
-impl<L: Held> Call<L> {
     /// Starts a call at `site`, whose policy has no `deadline`. Reads no clock.
     #[inline]
     pub fn start(site: &'static Site) -> Self {

@@ -44,12 +44,9 @@ impl<L: Held> Call<L> {
         E: FromGuardError,
         L::Kept: LastError<E>,
     {
-        match self.admit() {
-            Err(refused) => {
-                self.scope.next();
-                refused
-            }
-            Ok(()) => self.attempt_blocking(body),
+        match self.breaker_admits() {
+            Ok(()) => self.in_attempt(body),
+            Err(retry_in) => self.refused_attempt(retry_in),
         }
     }
 
@@ -75,19 +72,6 @@ impl<L: Held> Call<L> {
         L::Kept: LastError<E>,
     {
         Err(self.refused(retry_in))
-    }
-
-    /// Asks the breaker (if any) to admit the next attempt.
-    #[inline]
-    fn admit<T, E>(&mut self) -> Result<(), Result<T, E>>
-    where
-        E: FromGuardError,
-        L::Kept: LastError<E>,
-    {
-        match self.ask_breaker() {
-            Ok(()) => Ok(()),
-            Err(retry_in) => Err(Err(self.refused(retry_in))),
-        }
     }
 
     /// Asks the breaker (if any) for a permit, held until the attempt's outcome is judged;
@@ -221,9 +205,9 @@ where
                     return Poll::Ready(Err(e));
                 }
             }
-            if let Err(refused) = this.call.admit() {
+            if let Err(retry_in) = this.call.ask_breaker() {
                 this.body.set(None);
-                return Poll::Ready(refused);
+                return Poll::Ready(Err(this.call.refused(retry_in)));
             }
             *this.admitted = true;
         }
