@@ -412,16 +412,23 @@ async fn no_retry(ds: Rc<Downstream>) -> Result<(), CallError> {
     ds.call().await
 }
 
-// What a hand-written retry loop usually looks like.
-async fn immediate(ds: Rc<Downstream>) -> Result<(), CallError> {
-    let mut last = ds.call().await;
+/// What a hand-written retry loop usually looks like: up to 3 calls, no delay between them
+/// (the lab's "immediate retry x3", here and over the wire).
+pub async fn three_calls_at_once<T, E, F: Future<Output = Result<T, E>>>(
+    mut call: impl FnMut() -> F,
+) -> Result<T, E> {
+    let mut last = call().await;
     for _ in 1..3 {
         if last.is_ok() {
             break;
         }
-        last = ds.call().await;
+        last = call().await;
     }
     last
+}
+
+async fn immediate(ds: Rc<Downstream>) -> Result<(), CallError> {
+    three_calls_at_once(|| ds.call()).await
 }
 
 #[stormguard::retry(

@@ -86,14 +86,7 @@ stormguard::budgets! {
 }
 
 async fn wire_immediate(client: &reqwest::Client, url: &str) -> Result<(), WireError> {
-    let mut last = get_once(client, url).await;
-    for _ in 1..3 {
-        if last.is_ok() {
-            break;
-        }
-        last = get_once(client, url).await;
-    }
-    last
+    model::three_calls_at_once(|| get_once(client, url)).await
 }
 
 #[stormguard::retry(
