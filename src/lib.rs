@@ -197,7 +197,7 @@ pub mod __private {
     pub use core::time::Duration;
     pub use retry_runtime::breaker::{Breaker, BreakerConfig, Window};
     pub use retry_runtime::budget::{Budget, BudgetConfig};
-    pub use retry_runtime::call::{every_error, no_hint, BreakerHeld, Call, Verdict};
+    pub use retry_runtime::call::{every_error, no_hint, BreakerSlot, Call, Verdict};
     pub use retry_runtime::describe;
     pub use retry_runtime::linkme;
     pub use retry_runtime::policy::{Backoff, Jitter, Policy};
@@ -212,7 +212,7 @@ pub mod __private {
 
     /// Compile-time check that the fn returns a `Result`.
     #[inline(always)]
-    pub fn returns_result<R: ReturnsResult>() {}
+    pub fn returns_result<R: ReturnsResult>(_: &R) {}
 
     /// Implemented by `Result<T, E>` (and so by every alias of it).
     #[diagnostic::on_unimplemented(

@@ -1,165 +1,116 @@
-//! Emits the annotated fn: the user's signature unchanged, a `static` call site holding the
-//! `const` policy, and a loop that runs the body once per attempt and asks the runtime what next.
+//! Prints a `Plan`: the user's signature unchanged, a `static` call site whose policy names
+//! only the keys written, and a loop that runs the body once per attempt and asks what next.
 
-use crate::args::{
-    Args, BackoffKind, JitterKind, DEFAULT_ATTEMPTS, DEFAULT_BASE, DEFAULT_FACTOR, DEFAULT_MAX,
-};
+use crate::args::{BackoffKind, JitterKind};
+use crate::item::RetryFn;
+use crate::plan::{Mode, Plan};
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{quote, quote_spanned};
-use syn::{Block, Ident, ItemFn, Type};
+use syn::Ident;
 
-/// The annotated fn, rewritten. Assumes `validate::check` found nothing.
-pub fn expand(args: &Args, mut item: ItemFn, ret: &Type) -> TokenStream {
-    let krate = match &args.krate {
-        Some(path) => quote!(#path),
-        None => quote!(::stormguard),
+/// The annotated fn, rewritten.
+pub fn expand(plan: &Plan, item: &RetryFn) -> TokenStream {
+    let private = match &plan.krate {
+        Some(path) => quote!(#path::__private),
+        None => quote!(::stormguard::__private),
     };
-    let private = quote!(#krate::__private);
-    let site = site(args, &item, &private);
-    let call = Ident::new("__stormguard_call", Span::mixed_site());
-    let result = Ident::new("__stormguard_result", Span::mixed_site());
-    let format = Ident::new("__stormguard_format", Span::mixed_site());
-    let returned = Ident::new("__stormguard_return", Span::mixed_site());
-    let delay = Ident::new("__stormguard_delay", Span::mixed_site());
+    let ident = |name: &str| Ident::new(name, Span::mixed_site());
+    let (call, result, delay, returned) = (
+        ident("__stormguard_call"),
+        ident("__stormguard_result"),
+        ident("__stormguard_delay"),
+        ident("__stormguard_return"),
+    );
+    let ret = &plan.ret;
     // A `when`/`retry_after` fn of the wrong signature is reported at the user's path.
-    let when = match &args.when {
+    let when = match &plan.when {
         Some(when) => quote_spanned!(syn::spanned::Spanned::span(when)=> &#when),
         None => quote!(&#private::every_error),
     };
-    let retry_after = match &args.retry_after {
+    let retry_after = match &plan.retry_after {
         Some(hint) => quote_spanned!(syn::spanned::Spanned::span(hint)=> &#hint),
         None => quote!(&#private::no_hint),
     };
-    let is_async = item.sig.asyncness.is_some();
-    // Only a guard that can end an attempt needs the user's error type to hold a GuardError:
-    // a blocking fn cannot be cut off, so there its deadline only limits the sleeps.
-    let guarded =
-        args.breaker.is_some() || (is_async && (args.timeout.is_some() || args.deadline.is_some()));
-    let body: &Block = &item.block;
-    // The async attempt takes the body's statements as its own (a nested `{ … }` would set
-    // off `unused_braces` on a one-expression body).
-    let stmts = &body.stmts;
-    // Each attempt is the user's block, unchanged, with its output pinned to the declared
+    // Each attempt is the user's statements, unchanged, with the output pinned to the declared
     // return type (so `?` and `return` end the attempt, and a type error shows once, at the
-    // user's expression). A guarded attempt needs `E: From<GuardError>`: its call and `.await`
-    // are located on the fn's error type, so that a missing impl is reported once, there
-    // (`mixed_site` like the binding it names, so that rustc keeps that location).
-    let at = Span::mixed_site().located_at(error_type_span(ret));
+    // user's expression). The block carries the body's span, so that a value the body moves
+    // is reported in the user's code.
+    let stmts = item.statements();
+    let body_span = item.body.span();
+    let body = quote_spanned! {body_span=>
+        async {
+            if false {
+                return #private::unreachable_output::<#ret>();
+            }
+            #stmts
+        }
+    };
+    // A guarded attempt needs `E: From<GuardError>`: its call is located on the fn's error
+    // type, so that a missing impl is reported once, there.
+    let at = Span::mixed_site().located_at(plan.error_span);
     let call_at = Ident::new("__stormguard_call", at);
-    let run_attempt = if is_async {
-        let attempt = quote! {
-            async {
-                if false {
-                    return #private::unreachable_output::<#ret>();
-                }
-                #(#stmts)*
+    let attempt = match plan.mode {
+        Mode::Plain => quote!(#call.attempt(#body).await),
+        Mode::BreakerOnly => quote_spanned! {at=>
+            match #call_at.admit() {
+                #private::Ok(()) => #call_at.admitted_attempt(#body).await,
+                #private::Err(retry_in) => #call_at.refused_attempt(retry_in),
             }
-        };
-        if args.breaker.is_some() && args.timeout.is_none() && args.deadline.is_none() {
-            // A breaker alone: asked before the attempt, whose future stays the plain one.
-            let retry_in = Ident::new("__stormguard_retry_in", Span::mixed_site());
-            let refused = quote_spanned!(at=> #call_at.refused_attempt(#retry_in));
-            quote! {
-                match #call.breaker_admits() {
-                    #private::Ok(()) => #call.admitted_attempt(#attempt).await,
-                    #private::Err(#retry_in) => #refused,
-                }
-            }
-        } else if guarded {
-            quote_spanned!(at=> #call_at.guarded_attempt(#attempt).await)
-        } else {
-            quote!(#call.attempt(#attempt).await)
-        }
-    } else {
-        let attempt = quote!(|| -> #ret #body);
-        if guarded {
-            quote_spanned!(at=> #call_at.guarded_attempt_blocking(#attempt))
-        } else {
-            quote!(#call.attempt_blocking(#attempt))
+        },
+        Mode::Guarded => quote_spanned!(at=> #call_at.guarded_attempt(#body).await),
+        Mode::Blocking => quote!(#call.attempt_blocking(|| -> #ret { #stmts })),
+        Mode::BlockingGuarded => {
+            quote_spanned!(at=> #call_at.guarded_attempt_blocking(|| -> #ret { #stmts }))
         }
     };
-    let sleep = if is_async {
-        quote!(#call.sleep(#delay).await)
-    } else {
-        quote!(#call.sleep_blocking(#delay))
+    let sleep = match plan.mode {
+        Mode::Blocking | Mode::BlockingGuarded => quote!(#call.sleep_blocking(#delay)),
+        _ => quote!(#call.sleep(#delay).await),
     };
-    // Only a breaker needs the last error kept across the sleep (to return it if the breaker
-    // refuses the next attempt), and its permit; otherwise nothing of type `E` lives across an
-    // `.await`, so the fn's future is `Send` whenever the plain fn's would be.
-    let keep = if args.breaker.is_some() {
-        quote!(#private::BreakerHeld<_>)
-    } else {
-        quote!(())
-    };
-    let ret_check = quote_spanned! {syn::spanned::Spanned::span(ret)=>
-        #private::returns_result::<#ret>();
+    // Only a breaker keeps the last error across the sleep (to return it if the breaker
+    // refuses the next attempt); otherwise nothing of type `E` lives across an `.await`.
+    let slot = match plan.breaker {
+        Some(_) => quote!(#private::BreakerSlot<_>),
+        None => quote!(()),
     };
     // Only a deadline needs the call's start time (a clock read).
-    let start = if args.deadline.is_some() {
-        quote!(start_with_deadline)
-    } else {
-        quote!(start)
+    let start = match plan.deadline {
+        Some(_) => quote!(start_with_deadline),
+        None => quote!(start),
     };
-    let new_body: Block = syn::parse_quote! {{
-        #site
-        #ret_check
-        let mut #call = #private::Call::<#keep>::#start(&__STORMGUARD_SITE);
-        loop {
-            let #delay = {
-                let #result: #ret = #run_attempt;
-                let #format = {
-                    use #private::describe::{ViaDebug as _, ViaDisplay as _, ViaTypeName as _};
-                    (&&&#private::describe::ErrorKind::of(&#result)).__stormguard_formatter()
+    let site = site(plan, item, &private);
+    // Checked on the attempt's value, so that an erased `impl Trait` is inferred from it.
+    let ret_span = Span::mixed_site().located_at(syn::spanned::Spanned::span(&plan.ret));
+    let result_at = Ident::new("__stormguard_result", ret_span);
+    let ret_check = quote_spanned!(ret_span=> #private::returns_result(&#result_at););
+    let attrs = &item.attrs;
+    let vis = &item.vis;
+    let sig = &item.sig;
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            use #private::describe::{ViaDebug as _, ViaDisplay as _, ViaTypeName as _};
+            #site
+            let mut #call = #private::Call::<#slot>::#start(&__STORMGUARD_SITE);
+            loop {
+                let #delay = {
+                    let #result: #ret = #attempt;
+                    #ret_check
+                    let format = (&&&#private::describe::ErrorType::of(&#result)).__stormguard_formatter();
+                    match #call.after_attempt(#result, format, #when, #retry_after) {
+                        #private::Verdict::Return(#returned) => return #returned,
+                        #private::Verdict::Retry(#delay) => #delay,
+                    }
                 };
-                match #call.judge(#result, #format, #when, #retry_after) {
-                    #private::Verdict::Return(#returned) => return #returned,
-                    #private::Verdict::Retry(#delay) => #delay,
-                }
-            };
-            #sleep;
-        }
-    }};
-    *item.block = new_body;
-    quote!(#item)
-}
-
-/// The error type `E` of a written `…Result<T, E>`, else the whole return type.
-fn error_type_span(ret: &Type) -> Span {
-    if let Type::Path(p) = ret {
-        if let Some(syn::PathArguments::AngleBracketed(args)) =
-            p.path.segments.last().map(|s| &s.arguments)
-        {
-            if let (2, Some(syn::GenericArgument::Type(e))) = (args.args.len(), args.args.last()) {
-                return syn::spanned::Spanned::span(e);
+                #sleep;
             }
         }
     }
-    syn::spanned::Spanned::span(ret)
 }
 
-/// `static __STORMGUARD_SITE: Site = Site::new(Policy { … }, "op");`
-fn site(args: &Args, item: &ItemFn, private: &TokenStream) -> TokenStream {
-    let attempts =
-        Literal::u32_unsuffixed(args.attempts.as_ref().map_or(DEFAULT_ATTEMPTS, |a| a.value));
-    let backoff = match args
-        .backoff
-        .as_ref()
-        .map_or(BackoffKind::Exponential, |b| b.value)
-    {
-        BackoffKind::Exponential => {
-            let factor =
-                Literal::f64_suffixed(args.factor.as_ref().map_or(DEFAULT_FACTOR, |f| f.value));
-            quote!(#private::Backoff::Exponential { factor: #factor })
-        }
-        BackoffKind::Fixed => quote!(#private::Backoff::Fixed),
-        BackoffKind::Linear => quote!(#private::Backoff::Linear),
-    };
-    let jitter = match args.jitter.as_ref().map_or(JitterKind::Full, |j| j.value) {
-        JitterKind::None => quote!(#private::Jitter::None),
-        JitterKind::Full => quote!(#private::Jitter::Full),
-        JitterKind::Equal => quote!(#private::Jitter::Equal),
-        JitterKind::Decorrelated => quote!(#private::Jitter::Decorrelated),
-    };
+/// `static __STORMGUARD_SITE: Site = Site::new(Policy::DEFAULT.with_…(…), "op");`, naming only
+/// the keys that differ from the defaults.
+fn site(plan: &Plan, item: &RetryFn, private: &TokenStream) -> TokenStream {
     // The most readable exact constructor: `from_secs(2)`, `from_millis(250)`, `from_nanos(…)`.
     let duration = |nanos: u64| {
         if nanos % 1_000_000_000 == 0 {
@@ -173,24 +124,50 @@ fn site(args: &Args, item: &ItemFn, private: &TokenStream) -> TokenStream {
             quote!(#private::Duration::from_nanos(#nanos))
         }
     };
-    let base = duration(args.base.as_ref().map_or(DEFAULT_BASE, |b| b.value));
-    let max = duration(args.max.as_ref().map_or(DEFAULT_MAX, |m| m.value));
-    let optional_duration = |d: Option<u64>| match d {
-        Some(n) => {
-            let d = duration(n);
-            quote!(#private::Some(#d))
-        }
-        None => quote!(#private::None),
-    };
-    let timeout = optional_duration(args.timeout.as_ref().map(|t| t.value));
-    let deadline = optional_duration(args.deadline.as_ref().map(|d| d.value));
-    let optional_name = |s: &Option<syn::LitStr>| match s {
-        Some(s) => quote!(#private::Some(#s)),
-        None => quote!(#private::None),
-    };
-    let breaker = optional_name(&args.breaker);
-    let budget = optional_name(&args.budget);
-    let op = match &args.name {
+    let mut with = Vec::new();
+    if let Some(n) = plan.attempts {
+        let n = Literal::u32_unsuffixed(n);
+        with.push(quote!(with_attempts(#n)));
+    }
+    if let Some((kind, factor)) = plan.backoff {
+        let backoff = match kind {
+            BackoffKind::Exponential => {
+                let factor = Literal::f64_suffixed(factor);
+                quote!(Exponential { factor: #factor })
+            }
+            BackoffKind::Fixed => quote!(Fixed),
+            BackoffKind::Linear => quote!(Linear),
+        };
+        with.push(quote!(with_backoff(#private::Backoff::#backoff)));
+    }
+    if let Some(base) = plan.base.map(duration) {
+        with.push(quote!(with_base(#base)));
+    }
+    if let Some(max) = plan.max.map(duration) {
+        with.push(quote!(with_max(#max)));
+    }
+    if let Some(jitter) = plan.jitter {
+        let jitter = match jitter {
+            JitterKind::None => quote!(None),
+            JitterKind::Full => quote!(Full),
+            JitterKind::Equal => quote!(Equal),
+            JitterKind::Decorrelated => quote!(Decorrelated),
+        };
+        with.push(quote!(with_jitter(#private::Jitter::#jitter)));
+    }
+    if let Some(timeout) = plan.timeout.map(duration) {
+        with.push(quote!(with_timeout(#timeout)));
+    }
+    if let Some(deadline) = plan.deadline.map(duration) {
+        with.push(quote!(with_deadline(#deadline)));
+    }
+    if let Some(breaker) = &plan.breaker {
+        with.push(quote!(with_breaker(#breaker)));
+    }
+    if let Some(budget) = &plan.budget {
+        with.push(quote!(with_budget(#budget)));
+    }
+    let op = match &plan.name {
         Some(name) => quote!(#name),
         None => {
             let ident = item.sig.ident.to_string();
@@ -198,19 +175,7 @@ fn site(args: &Args, item: &ItemFn, private: &TokenStream) -> TokenStream {
         }
     };
     quote! {
-        static __STORMGUARD_SITE: #private::Site = #private::Site::new(
-            #private::Policy {
-                attempts: #attempts,
-                backoff: #backoff,
-                base: #base,
-                max: #max,
-                jitter: #jitter,
-                timeout: #timeout,
-                deadline: #deadline,
-                breaker: #breaker,
-                budget: #budget,
-            },
-            #op,
-        );
+        static __STORMGUARD_SITE: #private::Site =
+            #private::Site::new(#private::Policy::DEFAULT #(.#with)*, #op);
     }
 }

@@ -6,6 +6,8 @@ mod args;
 mod config;
 mod duration;
 mod expand;
+mod item;
+mod plan;
 mod suggest;
 mod validate;
 
@@ -15,47 +17,51 @@ use quote::quote;
 /// Retries an async fn (or a blocking one) that returns `Result`. Documented in `stormguard`.
 #[proc_macro_attribute]
 pub fn retry(attr: TokenStream, item: TokenStream) -> TokenStream {
-    let item2 = proc_macro2::TokenStream::from(item.clone());
+    let item2 = proc_macro2::TokenStream::from(item);
     let (args, mut errors) = args::parse(attr.into());
-    let parsed = match syn::parse2::<syn::Item>(item2.clone()) {
-        Ok(syn::Item::Fn(f)) => f,
+    let parsed = match syn::parse2::<item::RetryFn>(item2.clone()) {
+        Ok(f) => f,
+        Err(_) => return with_errors(item2.clone(), errors.into_iter().chain([not_a_fn(&item2)])),
+    };
+    if let Some(twice) = parsed.attrs.iter().find(|a| is_retry_attr(a)) {
+        errors.push(syn::Error::new_spanned(
+            twice,
+            "#[retry] is given twice on this fn: each call would be counted and retried by both; keep one #[retry(...)] and put every key in it",
+        ));
+    }
+    match validate::plan(args, &parsed) {
+        Ok(plan) if errors.is_empty() => expand::expand(&plan, &parsed).into(),
+        Ok(_) => with_errors(item2, errors),
+        Err(more) => with_errors(item2, errors.into_iter().chain(more)),
+    }
+}
+
+/// A second `#[retry]` (or `#[stormguard::retry]`) among the fn's remaining attributes.
+fn is_retry_attr(attr: &syn::Attribute) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|s| s.ident == "retry")
+}
+
+/// Why the item is not a fn `#[retry]` can wrap, pointed at its first tokens.
+fn not_a_fn(item: &proc_macro2::TokenStream) -> syn::Error {
+    let message = match syn::parse2::<syn::Item>(item.clone()) {
         Ok(syn::Item::Verbatim(tokens))
-            if tokens
-                .clone()
+            if tokens.clone()
                 .into_iter()
                 .any(|t| matches!(&t, proc_macro2::TokenTree::Ident(i) if i == "fn")) =>
         {
             // A fn declaration without a body (in a trait): syn keeps it verbatim.
-            let e = syn::Error::new_spanned(
-                first_tokens(&item2),
-                "#[retry] goes on an `async fn` with a body that returns `Result` (a fn declaration without a body has nothing to retry); put it on the method in each impl",
-            );
-            return with_errors(item2, errors.into_iter().chain([e]));
+            "#[retry] goes on an `async fn` with a body that returns `Result` (a fn declaration without a body has nothing to retry); put it on the method in each impl".to_owned()
         }
-        Ok(other) => {
-            let what = item_kind(&other);
-            let e = syn::Error::new_spanned(
-                first_tokens(&item2),
-                format!("#[retry] goes on an `async fn` (or a fn) that returns `Result`, not on {what}; put it on the fn that makes the I/O call"),
-            );
-            return with_errors(item2, errors.into_iter().chain([e]));
-        }
-        Err(_) => {
-            let e = syn::Error::new_spanned(
-                first_tokens(&item2),
-                "#[retry] goes on an `async fn` with a body that returns `Result` (a fn declaration without a body has nothing to retry)",
-            );
-            return with_errors(item2, errors.into_iter().chain([e]));
-        }
+        Ok(syn::Item::Fn(_)) | Err(_) => "#[retry] goes on an `async fn` with a body that returns `Result` (a fn declaration without a body has nothing to retry)".to_owned(),
+        Ok(other) => format!(
+            "#[retry] goes on an `async fn` (or a fn) that returns `Result`, not on {}; put it on the fn that makes the I/O call",
+            item_kind(&other)
+        ),
     };
-    errors.extend(validate::check(&args, &parsed));
-    if !errors.is_empty() {
-        return with_errors(item2, errors);
-    }
-    let ret = validate::result_type(&parsed)
-        .expect("checked by validate::check")
-        .clone();
-    expand::expand(&args, parsed, &ret).into()
+    syn::Error::new_spanned(first_tokens(item), message)
 }
 
 /// Declares named circuit breakers. Documented in `stormguard`.

@@ -3,11 +3,22 @@
 
 use crate::args::{Args, BackoffKind, DEFAULT_BASE, DEFAULT_MAX};
 use crate::duration::show;
+use crate::item::RetryFn;
+use crate::plan::Plan;
 use syn::spanned::Spanned;
-use syn::{ItemFn, ReturnType, Type};
+use syn::{ReturnType, Type};
 
-/// Checks the keys against each other and against the fn; returns every problem found.
-pub fn check(args: &Args, item: &ItemFn) -> Vec<syn::Error> {
+/// Checks the keys against each other and against the fn, then resolves them into the
+/// `Plan` that `expand` prints; or every problem found.
+pub fn plan(args: Args, item: &RetryFn) -> Result<Plan, Vec<syn::Error>> {
+    let errors = check(&args, item);
+    match result_type(item) {
+        Ok(ret) if errors.is_empty() => Ok(Plan::new(args, item, ret)),
+        _ => Err(errors),
+    }
+}
+
+fn check(args: &Args, item: &RetryFn) -> Vec<syn::Error> {
     let mut errors = Vec::new();
     let base = args.base.as_ref().map_or(DEFAULT_BASE, |b| b.value);
     match (&args.max, &args.base) {
@@ -60,7 +71,7 @@ pub fn check(args: &Args, item: &ItemFn) -> Vec<syn::Error> {
 
 /// The declared return type, if it can be a `Result` (a path such as `Result<T, E>`,
 /// `io::Result<T>` or a crate's own alias).
-pub fn result_type(item: &ItemFn) -> syn::Result<&Type> {
+fn result_type(item: &RetryFn) -> syn::Result<&Type> {
     let ty = match &item.sig.output {
         ReturnType::Type(_, ty) => &**ty,
         ReturnType::Default => {

@@ -8,14 +8,14 @@ use std::marker::PhantomData;
 pub type ErrorFormatter<E> = fn(&E, &mut fmt::Formatter<'_>) -> fmt::Result;
 
 /// A type-level handle on `E`, built from the attempt's result at the call site, where `E`
-/// is concrete. Call `(&&&ErrorKind::of(&result)).__stormguard_formatter()` with the three traits below in
+/// is concrete. Call `(&&&ErrorType::of(&result)).__stormguard_formatter()` with the three traits below in
 /// scope: the first that applies wins.
-pub struct ErrorKind<E>(PhantomData<fn(&E)>);
+pub struct ErrorType<E>(PhantomData<fn(&E)>);
 
-impl<E> ErrorKind<E> {
+impl<E> ErrorType<E> {
     /// The kind of the error type of `result`.
     pub fn of<T>(_result: &Result<T, E>) -> Self {
-        ErrorKind(PhantomData)
+        ErrorType(PhantomData)
     }
 }
 
@@ -24,7 +24,7 @@ pub trait ViaDisplay<E> {
     /// The formatter for `E`.
     fn __stormguard_formatter(&self) -> ErrorFormatter<E>;
 }
-impl<E: fmt::Display> ViaDisplay<E> for &&ErrorKind<E> {
+impl<E: fmt::Display> ViaDisplay<E> for &&ErrorType<E> {
     fn __stormguard_formatter(&self) -> ErrorFormatter<E> {
         <E as fmt::Display>::fmt
     }
@@ -35,7 +35,7 @@ pub trait ViaDebug<E> {
     /// The formatter for `E`.
     fn __stormguard_formatter(&self) -> ErrorFormatter<E>;
 }
-impl<E: fmt::Debug> ViaDebug<E> for &ErrorKind<E> {
+impl<E: fmt::Debug> ViaDebug<E> for &ErrorType<E> {
     fn __stormguard_formatter(&self) -> ErrorFormatter<E> {
         <E as fmt::Debug>::fmt
     }
@@ -46,7 +46,7 @@ pub trait ViaTypeName<E> {
     /// The formatter for `E`.
     fn __stormguard_formatter(&self) -> ErrorFormatter<E>;
 }
-impl<E> ViaTypeName<E> for ErrorKind<E> {
+impl<E> ViaTypeName<E> for ErrorType<E> {
     fn __stormguard_formatter(&self) -> ErrorFormatter<E> {
         |_, f| f.write_str(std::any::type_name::<E>())
     }
@@ -75,9 +75,9 @@ mod tests {
         let a: Result<(), std::io::Error> = Err(std::io::Error::other("boom"));
         let b: Result<(), OnlyDebug> = Err(OnlyDebug);
         let c: Result<(), Opaque> = Err(Opaque);
-        let fa = (&&&ErrorKind::of(&a)).__stormguard_formatter();
-        let fb = (&&&ErrorKind::of(&b)).__stormguard_formatter();
-        let fc = (&&&ErrorKind::of(&c)).__stormguard_formatter();
+        let fa = (&&&ErrorType::of(&a)).__stormguard_formatter();
+        let fb = (&&&ErrorType::of(&b)).__stormguard_formatter();
+        let fc = (&&&ErrorType::of(&c)).__stormguard_formatter();
         assert_eq!(Described(a.as_ref().unwrap_err(), fa).to_string(), "boom");
         assert_eq!(
             Described(b.as_ref().unwrap_err(), fb).to_string(),

@@ -17,8 +17,7 @@
 
 #[cfg(feature = "metrics")]
 mod enabled {
-    use crate::breaker::BreakerState;
-    use crate::stats::GiveUpReason;
+    use crate::give_up::GiveUpReason;
     use metrics::{counter, gauge, Counter};
 
     /// The success-path handles of one call site.
@@ -67,12 +66,8 @@ mod enabled {
     pub fn give_up(op: &'static str, reason: GiveUpReason) {
         counter!("stormguard_giveups_total", "op" => op, "reason" => reason.as_str()).increment(1);
     }
-    pub fn breaker_state(breaker: &'static str, state: BreakerState) {
-        let value = match state {
-            BreakerState::Closed => 0.0,
-            BreakerState::Open => 1.0,
-            BreakerState::HalfOpen => 2.0,
-        };
+    /// `value`: 0 closed, 1 open, 2 half-open.
+    pub fn breaker_state(breaker: &'static str, value: f64) {
         gauge!("stormguard_breaker_state", "breaker" => breaker).set(value);
     }
     pub fn budget_tokens(budget: &'static str, tokens: f64) {
@@ -83,8 +78,7 @@ mod enabled {
 #[cfg(not(feature = "metrics"))]
 #[allow(missing_docs, clippy::missing_const_for_fn)]
 mod enabled {
-    use crate::breaker::BreakerState;
-    use crate::stats::GiveUpReason;
+    use crate::give_up::GiveUpReason;
 
     #[inline(always)]
     pub fn failure(_: &'static str, _: u32, _: bool) {}
@@ -95,7 +89,7 @@ mod enabled {
     #[inline(always)]
     pub fn give_up(_: &'static str, _: GiveUpReason) {}
     #[inline(always)]
-    pub fn breaker_state(_: &'static str, _: BreakerState) {}
+    pub fn breaker_state(_: &'static str, _: f64) {}
     #[inline(always)]
     pub fn budget_tokens(_: &'static str, _: f64) {}
 }

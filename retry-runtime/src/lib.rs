@@ -7,31 +7,33 @@
 #![warn(missing_docs)]
 
 pub mod alert;
-pub mod attempt;
 pub mod backoff;
 pub mod breaker;
 pub mod budget;
 pub mod call;
 pub mod clock;
+pub mod counters;
 pub mod describe;
 pub mod error;
 pub mod export;
-pub mod guard;
+pub mod give_up;
 pub mod jitter;
 pub mod log;
+mod loom;
 pub mod policy;
 pub mod registry;
+pub mod scope;
 pub mod site;
 pub mod stats;
 
 pub use alert::set_retry_success_alert;
-pub use attempt::attempt;
 pub use breaker::{Breaker, BreakerConfig, BreakerState, Window};
 pub use budget::{Budget, BudgetConfig};
 pub use call::{Call, Verdict};
 pub use error::{FromGuardError, GuardError};
 pub use policy::{Backoff, Jitter, Policy};
 pub use registry::{find_breaker, undeclared_breakers};
+pub use scope::attempt;
 pub use site::Site;
 pub use stats::{stats, GiveUpReason, GiveUps, OpStats, Stats};
 

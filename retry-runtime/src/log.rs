@@ -2,7 +2,7 @@
 //! a timed-out attempt and a give-up. Field names here are public API (see the README).
 
 use crate::describe::Described;
-use crate::stats::GiveUpReason;
+use crate::give_up::GiveUpReason;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tracing::Span;

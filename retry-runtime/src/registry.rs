@@ -1,9 +1,8 @@
 //! Name → thing: the breakers and budgets declared with `breakers!`/`budgets!` (collected at
-//! link time, no init call), the ones used but never declared, and every call site seen.
+//! link time, no init call) and the ones used but never declared.
 
 use crate::breaker::{Breaker, BreakerConfig};
 use crate::budget::{Budget, BudgetConfig};
-use crate::site::Site;
 use std::sync::Mutex;
 
 /// Every breaker declared with `stormguard::breakers!`, in any crate of the program.
@@ -16,7 +15,6 @@ pub static DECLARED_BUDGETS: [&'static Budget];
 
 static UNDECLARED_BREAKERS: Mutex<Vec<&'static Breaker>> = Mutex::new(Vec::new());
 static UNDECLARED_BUDGETS: Mutex<Vec<&'static Budget>> = Mutex::new(Vec::new());
-static SITES: Mutex<Vec<&'static Site>> = Mutex::new(Vec::new());
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -125,13 +123,4 @@ pub fn budgets() -> Vec<&'static Budget> {
     let mut all: Vec<&'static Budget> = DECLARED_BUDGETS.to_vec();
     all.extend(lock(&UNDECLARED_BUDGETS).iter().copied());
     all
-}
-
-pub(crate) fn register_site(site: &'static Site) {
-    lock(&SITES).push(site);
-}
-
-/// Every call site that has run at least once.
-pub fn sites() -> Vec<&'static Site> {
-    lock(&SITES).clone()
 }

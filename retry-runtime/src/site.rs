@@ -1,14 +1,22 @@
 //! One `#[retry]` call site: its `static` policy, operation name, counters and own budget,
-//! and the breaker and named budget it resolves once, on first use.
+//! the breaker and named budget it resolves once, on first use, and the list of every site.
 
 use crate::alert::AlertWindow;
 use crate::breaker::Breaker;
 use crate::budget::{Budget, BudgetConfig};
+use crate::counters::OpCounters;
 use crate::policy::Policy;
 use crate::registry;
-use crate::stats::OpCounters;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
+
+/// Every call site that has run at least once.
+static SITES: Mutex<Vec<&'static Site>> = Mutex::new(Vec::new());
+
+/// Every call site that has run at least once.
+pub fn sites() -> Vec<&'static Site> {
+    SITES.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
 
 /// The `static` that `#[retry]` emits inside each annotated fn.
 ///
@@ -91,7 +99,7 @@ impl Site {
     pub(crate) fn ensure_registered(&'static self) {
         if !self.registered.load(Ordering::Relaxed) && !self.registered.swap(true, Ordering::AcqRel)
         {
-            registry::register_site(self);
+            SITES.lock().unwrap_or_else(|p| p.into_inner()).push(self);
         }
     }
 

@@ -1,158 +1,12 @@
 //! Per-operation counters (calls, attempts, retries, give-ups by reason, timeouts, breaker
 //! rejections) kept in lock-free atomics, and the in-process snapshot `stats()` reads.
 
+use crate::counters::OpCounters;
 use crate::registry;
-use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use crate::site;
+use std::sync::atomic::Ordering::Relaxed;
 
-/// Why a call stopped retrying and returned its last error.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(
-    feature = "serde",
-    derive(serde::Serialize),
-    serde(rename_all = "snake_case")
-)]
-#[non_exhaustive]
-pub enum GiveUpReason {
-    /// Every attempt was used.
-    AttemptsExhausted,
-    /// `when` called the error permanent.
-    PermanentError,
-    /// The retry budget (or its concurrency cap) refused the retry.
-    Budget,
-    /// The deadline left no room for the next sleep, or ran out during an attempt.
-    Deadline,
-    /// The circuit breaker is open.
-    BreakerOpen,
-    /// The server's `retry_after` hint was above `max`.
-    RetryAfterTooLong,
-    /// A nested annotated call already retried this failure (only the innermost layer retries).
-    RetriedBelow,
-}
-
-impl GiveUpReason {
-    /// Every reason, in a fixed order.
-    pub const ALL: [GiveUpReason; 7] = [
-        GiveUpReason::AttemptsExhausted,
-        GiveUpReason::PermanentError,
-        GiveUpReason::Budget,
-        GiveUpReason::Deadline,
-        GiveUpReason::BreakerOpen,
-        GiveUpReason::RetryAfterTooLong,
-        GiveUpReason::RetriedBelow,
-    ];
-
-    /// The `reason` field of logs and the `reason` label of metrics.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            GiveUpReason::AttemptsExhausted => "attempts_exhausted",
-            GiveUpReason::PermanentError => "permanent_error",
-            GiveUpReason::Budget => "budget_exhausted",
-            GiveUpReason::Deadline => "deadline",
-            GiveUpReason::BreakerOpen => "breaker_open",
-            GiveUpReason::RetryAfterTooLong => "retry_after_too_long",
-            GiveUpReason::RetriedBelow => "retried_below",
-        }
-    }
-
-    const fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for GiveUpReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The live counters of one call site. The success path touches one of them.
-#[derive(Debug)]
-pub struct OpCounters {
-    first_try_successes: AtomicU64,
-    first_failures: AtomicU64,
-    failed_attempts: AtomicU64,
-    retries: AtomicU64,
-    retried_calls: AtomicU64,
-    retry_successes: AtomicU64,
-    give_ups: [AtomicU64; 7],
-    timeouts: AtomicU64,
-    rejections: AtomicU64,
-}
-
-#[allow(clippy::declare_interior_mutable_const)]
-const ZERO: AtomicU64 = AtomicU64::new(0);
-
-impl OpCounters {
-    /// All zero.
-    pub const fn new() -> Self {
-        OpCounters {
-            first_try_successes: ZERO,
-            first_failures: ZERO,
-            failed_attempts: ZERO,
-            retries: ZERO,
-            retried_calls: ZERO,
-            retry_successes: ZERO,
-            give_ups: [ZERO; 7],
-            timeouts: ZERO,
-            rejections: ZERO,
-        }
-    }
-
-    #[inline]
-    pub(crate) fn success(&self, attempt: u32) {
-        if attempt <= 1 {
-            self.first_try_successes.fetch_add(1, Relaxed);
-        } else {
-            self.retry_successes.fetch_add(1, Relaxed);
-        }
-    }
-    pub(crate) fn failure(&self, attempt: u32, made_call: bool) {
-        if attempt <= 1 {
-            self.first_failures.fetch_add(1, Relaxed);
-        }
-        if made_call {
-            self.failed_attempts.fetch_add(1, Relaxed);
-        }
-    }
-    pub(crate) fn retry(&self, attempt: u32) {
-        if attempt <= 1 {
-            self.retried_calls.fetch_add(1, Relaxed);
-        }
-        self.retries.fetch_add(1, Relaxed);
-    }
-    pub(crate) fn give_up(&self, reason: GiveUpReason) {
-        self.give_ups[reason.index()].fetch_add(1, Relaxed);
-    }
-    pub(crate) fn timeout(&self) {
-        self.timeouts.fetch_add(1, Relaxed);
-    }
-    pub(crate) fn rejection(&self) {
-        self.rejections.fetch_add(1, Relaxed);
-    }
-
-    fn add_to(&self, s: &mut OpStats) {
-        let first_ok = self.first_try_successes.load(Relaxed);
-        let retry_ok = self.retry_successes.load(Relaxed);
-        s.calls += first_ok + self.first_failures.load(Relaxed);
-        s.attempts += first_ok + retry_ok + self.failed_attempts.load(Relaxed);
-        s.retries += self.retries.load(Relaxed);
-        s.retried_calls += self.retried_calls.load(Relaxed);
-        s.first_try_successes += first_ok;
-        s.retry_successes += retry_ok;
-        for r in GiveUpReason::ALL {
-            *s.give_ups.slot(r) += self.give_ups[r.index()].load(Relaxed);
-        }
-        s.timeouts += self.timeouts.load(Relaxed);
-        s.rejections += self.rejections.load(Relaxed);
-    }
-}
-
-impl Default for OpCounters {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+pub use crate::give_up::GiveUpReason;
 
 /// Give-ups of one operation, by reason (see [`GiveUpReason`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -221,6 +75,23 @@ pub struct OpStats {
 }
 
 impl OpStats {
+    /// Adds one call site's counters.
+    fn add(&mut self, c: &OpCounters) {
+        let first_ok = c.first_try_successes.load(Relaxed);
+        let retry_ok = c.retry_successes.load(Relaxed);
+        self.calls += first_ok + c.first_failures.load(Relaxed);
+        self.attempts += first_ok + retry_ok + c.failed_attempts.load(Relaxed);
+        self.retries += c.retries.load(Relaxed);
+        self.retried_calls += c.retried_calls.load(Relaxed);
+        self.first_try_successes += first_ok;
+        self.retry_successes += retry_ok;
+        for r in GiveUpReason::ALL {
+            *self.give_ups.slot(r) += c.give_ups[r.index()].load(Relaxed);
+        }
+        self.timeouts += c.timeouts.load(Relaxed);
+        self.rejections += c.rejections.load(Relaxed);
+    }
+
     /// Calls that gave up for `reason`.
     pub fn give_ups(&self, reason: GiveUpReason) -> u64 {
         self.give_ups.get(reason)
@@ -330,7 +201,7 @@ impl<'a> IntoIterator for &'a Stats {
 /// ```
 pub fn stats() -> Stats {
     let mut operations: Vec<OpStats> = Vec::new();
-    for site in registry::sites() {
+    for site in site::sites() {
         let op = site.op();
         let i = match operations.iter().position(|s| s.op == op) {
             Some(i) => i,
@@ -342,7 +213,7 @@ pub fn stats() -> Stats {
                 operations.len() - 1
             }
         };
-        site.counters().add_to(&mut operations[i]);
+        operations[i].add(site.counters());
     }
     operations.sort_by(|a, b| a.op.cmp(b.op));
     let mut breakers: Vec<BreakerStats> = registry::breakers()

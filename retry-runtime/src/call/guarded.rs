@@ -1,16 +1,16 @@
 //! The guarded attempt: breaker admission, the per-attempt `timeout` and the call's
 //! `deadline` around one attempt, cancelling (dropping) the attempt the moment a limit passes.
 
-use crate::call::{Call, Held, LastError, Pause};
+use super::{Call, ErrorSlot, PermitSlot, Timer};
 use crate::error::{FromGuardError, GuardError};
-use crate::stats::GiveUpReason;
+use crate::give_up::GiveUpReason;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::Instant;
 
-impl<L: Held> Call<L> {
+impl<L: PermitSlot> Call<L> {
     /// The next attempt, for a policy with `timeout`, `deadline` or `breaker`.
     ///
     /// Asks the breaker first (refused: no call is made; the first attempt returns
@@ -23,7 +23,7 @@ impl<L: Held> Call<L> {
     where
         F: Future<Output = Result<T, E>>,
         E: FromGuardError,
-        L::Kept: LastError<E>,
+        L::Kept: ErrorSlot<E>,
     {
         self.scope.next();
         Guarded {
@@ -42,9 +42,9 @@ impl<L: Held> Call<L> {
     ) -> Result<T, E>
     where
         E: FromGuardError,
-        L::Kept: LastError<E>,
+        L::Kept: ErrorSlot<E>,
     {
-        match self.breaker_admits() {
+        match self.admit() {
             Ok(()) => self.in_attempt(body),
             Err(retry_in) => self.refused_attempt(retry_in),
         }
@@ -56,12 +56,12 @@ impl<L: Held> Call<L> {
     /// [`Call::refused_attempt`] is the attempt's outcome. The macro emits the `match`, so
     /// that the attempt's future is the plain one.
     #[inline]
-    pub fn breaker_admits(&mut self) -> Result<(), Duration> {
+    pub fn admit(&mut self) -> Result<(), Duration> {
         self.scope.next();
         self.ask_breaker()
     }
 
-    /// The outcome of an attempt the breaker refused (see [`Call::breaker_admits`]): as
+    /// The outcome of an attempt the breaker refused (see [`Call::admit`]): as
     /// [`guarded_attempt`](Call::guarded_attempt)'s, the last real error, or
     /// `GuardError::BreakerOpen` for a first attempt.
     #[cold]
@@ -69,7 +69,7 @@ impl<L: Held> Call<L> {
     pub fn refused_attempt<T, E>(&mut self, retry_in: Duration) -> Result<T, E>
     where
         E: FromGuardError,
-        L::Kept: LastError<E>,
+        L::Kept: ErrorSlot<E>,
     {
         Err(self.refused(retry_in))
     }
@@ -91,17 +91,17 @@ impl<L: Held> Call<L> {
         Ok(())
     }
 
-    /// The error of an attempt the breaker refused (see [`Call::not_made`]).
+    /// The error of an attempt the breaker refused (see [`Call::skipped`]).
     #[cold]
     #[inline(never)]
     fn refused<E>(&mut self, retry_in: Duration) -> E
     where
         E: FromGuardError,
-        L::Kept: LastError<E>,
+        L::Kept: ErrorSlot<E>,
     {
         let op = self.site.op();
         let breaker = self.site.policy().breaker.unwrap_or(op);
-        self.not_made(GiveUpReason::BreakerOpen, || GuardError::BreakerOpen {
+        self.skip_attempt(GiveUpReason::BreakerOpen, || GuardError::BreakerOpen {
             op,
             breaker,
             retry_in,
@@ -113,13 +113,13 @@ impl<L: Held> Call<L> {
     /// last real error, or `guard_error` for a first attempt.
     #[cold]
     #[inline(never)]
-    fn not_made<E>(&mut self, why: GiveUpReason, guard_error: impl FnOnce() -> GuardError) -> E
+    fn skip_attempt<E>(&mut self, why: GiveUpReason, guard_error: impl FnOnce() -> GuardError) -> E
     where
         E: FromGuardError,
-        L::Kept: LastError<E>,
+        L::Kept: ErrorSlot<E>,
     {
         let state = self.state();
-        state.not_made = Some(why);
+        state.skipped = Some(why);
         if let Some(slot) = state.slot.take() {
             slot.refund();
         }
@@ -170,12 +170,12 @@ impl<L: Held> Call<L> {
 pin_project_lite::pin_project! {
     /// One attempt under the breaker, `timeout` and `deadline`.
     #[must_use = "futures do nothing unless polled"]
-    pub struct Guarded<'a, F, L: Held> {
+    pub struct Guarded<'a, F, L: PermitSlot> {
         call: &'a mut Call<L>,
         #[pin]
         body: Option<F>,
         #[pin]
-        timer: Option<Pause>,
+        timer: Option<Timer>,
         admitted: bool,
         limit: Option<(Duration, bool)>,
     }
@@ -185,8 +185,8 @@ impl<F, T, E, L> Future for Guarded<'_, F, L>
 where
     F: Future<Output = Result<T, E>>,
     E: FromGuardError,
-    L: Held,
-    L::Kept: LastError<E>,
+    L: PermitSlot,
+    L::Kept: ErrorSlot<E>,
 {
     type Output = Result<T, E>;
 
@@ -201,7 +201,9 @@ where
                 if limit.is_zero() {
                     this.body.set(None);
                     let out_of_time = this.call.limit_error(limit, true);
-                    let e = this.call.not_made(GiveUpReason::Deadline, || out_of_time);
+                    let e = this
+                        .call
+                        .skip_attempt(GiveUpReason::Deadline, || out_of_time);
                     return Poll::Ready(Err(e));
                 }
             }
@@ -225,7 +227,7 @@ where
         // The timer is created only once the attempt is pending: an attempt that completes on
         // its first poll costs no timer registration.
         if this.timer.is_none() {
-            this.timer.set(Some(Pause::new(limit)));
+            this.timer.set(Some(Timer::new(limit)));
         }
         let timer = this.timer.as_pin_mut().expect("timer was just set");
         match timer.poll(cx) {

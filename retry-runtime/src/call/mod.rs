@@ -1,21 +1,27 @@
 //! One call of an annotated fn: the state the generated loop carries from attempt to attempt,
-//! and `judge`, which decides after each attempt whether to return or to sleep and retry.
+//! and `after_attempt`, which decides whether to return or to sleep and retry.
 
-use crate::attempt::{self, AttemptScope};
+mod attempt;
+mod guarded;
+mod slot;
+mod when;
+
+pub use attempt::{Attempt, Timer};
+pub use guarded::Guarded;
+pub use slot::{BreakerSlot, ErrorSlot, PermitSlot};
+pub use when::{every_error, no_hint, RetryHint, Transient};
+
 use crate::backoff::delay_before_retry;
-use crate::breaker::{Parked, Permit};
 use crate::budget::RetrySlot;
 use crate::describe::{Described, ErrorFormatter};
 use crate::export;
+use crate::give_up::GiveUpReason;
 use crate::jitter::{jittered, random_unit};
 use crate::log::{self, Fields};
+use crate::scope::{self, AttemptScope};
 use crate::site::Site;
-use crate::stats::GiveUpReason;
 use std::future::Future;
-use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::Instant;
 use tracing::Span;
@@ -29,156 +35,15 @@ pub enum Verdict<T, E> {
     Retry(Duration),
 }
 
-/// `when = path`: is this error transient (worth a retry)?
-#[diagnostic::on_unimplemented(
-    message = "`when` must name a fn(&{E}) -> bool",
-    label = "expected a fn taking `&{E}` and returning `bool`",
-    note = "write `fn is_transient(e: &{E}) -> bool {{ … }}` and `when = is_transient`"
-)]
-pub trait Transient<E> {
-    /// True to retry.
-    fn is_transient(&self, error: &E) -> bool;
-}
-
-impl<E, F: Fn(&E) -> bool> Transient<E> for F {
-    #[inline]
-    fn is_transient(&self, error: &E) -> bool {
-        self(error)
-    }
-}
-
-/// `retry_after = path`: the server's hint for the next delay.
-#[diagnostic::on_unimplemented(
-    message = "`retry_after` must name a fn(&{E}) -> Option<std::time::Duration>",
-    label = "expected a fn taking `&{E}` and returning `Option<Duration>`",
-    note = "write `fn hint(e: &{E}) -> Option<std::time::Duration> {{ … }}` and `retry_after = hint`"
-)]
-pub trait RetryHint<E> {
-    /// The delay the server asked for, if any.
-    fn retry_after(&self, error: &E) -> Option<Duration>;
-}
-
-impl<E, F: Fn(&E) -> Option<Duration>> RetryHint<E> for F {
-    #[inline]
-    fn retry_after(&self, error: &E) -> Option<Duration> {
-        self(error)
-    }
-}
-
-/// The default `when`: every error is worth a retry.
-pub fn every_error<E>(_: &E) -> bool {
-    true
-}
-
-/// The default `retry_after`: no hint.
-pub fn no_hint<E>(_: &E) -> Option<Duration> {
-    None
-}
-
-/// What a call holds for a breaker: the running attempt's permit, in the call itself (a
-/// first-try success reports it), and, in its state built on the first failure, the last
-/// error (returned if the breaker refuses the next attempt). [`BreakerHeld<E>`] with a
-/// `breaker`; `()` (nothing held) without one, so that a call without a breaker never holds
-/// an `E` across an `.await` (its future stays `Send` even for an `E` that is not).
-pub trait Held: Default {
-    /// Where the call's state keeps the last error: `Option<E>`, or `()` for none.
-    type Kept: Default;
-    /// The next attempt was admitted with `permit`.
-    fn admitted(&mut self, permit: Permit);
-    /// The running attempt's permit, to report its outcome.
-    fn take_permit(&mut self) -> Option<Permit>;
-}
-
-/// Keeps the last error of a call ([`Held::Kept`]): `Option<E>` keeps it, `()` drops it.
-pub trait LastError<E>: Default {
-    /// Keeps `error` (or drops it).
-    fn keep(&mut self, error: E);
-    /// The kept error, if any.
-    fn take_error(&mut self) -> Option<E>;
-}
-
-impl<E> LastError<E> for () {
-    #[inline]
-    fn keep(&mut self, _: E) {}
-    #[inline]
-    fn take_error(&mut self) -> Option<E> {
-        None
-    }
-}
-
-impl<E> LastError<E> for Option<E> {
-    #[inline]
-    fn keep(&mut self, error: E) {
-        *self = Some(error);
-    }
-    #[inline]
-    fn take_error(&mut self) -> Option<E> {
-        self.take()
-    }
-}
-
-impl Held for () {
-    type Kept = ();
-    #[inline]
-    fn admitted(&mut self, permit: Permit) {
-        // Only a site without a breaker uses `()`, and its attempts ask for no permit.
-        debug_assert!(false, "a breaker's permit for a call that holds nothing");
-        drop(permit); // counts as neither success nor failure
-    }
-    #[inline]
-    fn take_permit(&mut self) -> Option<Permit> {
-        None
-    }
-}
-
-/// What a call with a `breaker` holds (see [`Held`]): the running attempt's permit; the last
-/// error, an `E`, lives in the call's state.
-#[derive(Debug)]
-pub struct BreakerHeld<E> {
-    permit: Option<Parked>,
-    error: PhantomData<fn() -> E>,
-}
-
-impl<E> Drop for BreakerHeld<E> {
-    #[inline]
-    fn drop(&mut self) {
-        // Only a probe's permit has anything to give back when dropped unreported.
-        if let Some(parked) = self.permit.filter(Parked::is_probe) {
-            drop(parked.resume());
-        }
-    }
-}
-
-impl<E> Default for BreakerHeld<E> {
-    fn default() -> Self {
-        BreakerHeld {
-            permit: None,
-            error: PhantomData,
-        }
-    }
-}
-
-impl<E> Held for BreakerHeld<E> {
-    type Kept = Option<E>;
-    #[inline]
-    fn admitted(&mut self, permit: Permit) {
-        self.permit = Some(permit.park());
-    }
-    #[inline]
-    fn take_permit(&mut self) -> Option<Permit> {
-        self.permit.take().map(Parked::resume)
-    }
-}
-
 /// The state of one call across its attempts. Created by the generated code at the top of
 /// the fn; dropping it (with the fn's future) releases everything it holds. With a breaker,
-/// `L` holds its permit, and its state the last error (see [`Held`]).
+/// `L` holds its permit, and its state the last error (see [`PermitSlot`]).
 ///
 /// A first-try success only needs the site, the attempt's scope and (with a breaker) its
 /// permit: everything else lives in `CallState`, built on first use (the first failure, a
 /// deadline), so that such a call neither builds nor drops it.
 #[derive(Debug)]
-pub struct Call<L: Held = ()> {
+pub struct Call<L: PermitSlot = ()> {
     pub(crate) site: &'static Site,
     /// The attempt running or last run: its number (0 before the first), and whether a
     /// nested annotated call in it retried and gave up. The running attempt's body reads it
@@ -191,7 +56,7 @@ pub struct Call<L: Held = ()> {
     pub(crate) held: L,
 }
 
-impl<L: Held> Drop for Call<L> {
+impl<L: PermitSlot> Drop for Call<L> {
     #[inline]
     fn drop(&mut self) {
         if self.state.is_some() {
@@ -228,7 +93,7 @@ pub(crate) struct CallState<K> {
     pub(crate) timed_out: Option<bool>,
     /// The last attempt was not made (no call reached the downstream), and why: the breaker
     /// refused it (`BreakerOpen`) or the deadline left it no time (`Deadline`).
-    pub(crate) not_made: Option<GiveUpReason>,
+    pub(crate) skipped: Option<GiveUpReason>,
     /// With a breaker: the error the call returns if the breaker refuses its next attempt.
     pub(crate) last_error: K,
 }
@@ -242,13 +107,13 @@ impl<K: Default> CallState<K> {
             span: Span::none(),
             slot: None,
             timed_out: None,
-            not_made: None,
+            skipped: None,
             last_error: K::default(),
         }
     }
 }
 
-impl<L: Held> Call<L> {
+impl<L: PermitSlot> Call<L> {
     /// Runs `f` (a poll of the attempt's body, or a blocking attempt) in the call's span, if a
     /// failure opened one, and with the attempt in scope for `stormguard::attempt()`.
     #[inline]
@@ -303,7 +168,7 @@ impl<L: Held> Call<L> {
         Attempt { call: self, body }
     }
 
-    /// The body of an attempt [`Call::breaker_admits`] admitted (and counted).
+    /// The body of an attempt [`Call::admit`] admitted (and counted).
     #[inline]
     pub fn admitted_attempt<F: Future>(&mut self, body: F) -> Attempt<'_, F, L> {
         Attempt { call: self, body }
@@ -317,8 +182,8 @@ impl<L: Held> Call<L> {
     }
 
     /// Sleeps on tokio's clock before the next attempt.
-    pub fn sleep(&self, delay: Duration) -> Pause {
-        Pause::new(delay)
+    pub fn sleep(&self, delay: Duration) -> Timer {
+        Timer::new(delay)
     }
 
     /// Sleeps the thread before the next attempt of a blocking fn; warns once per call site
@@ -359,11 +224,11 @@ impl<L: Held> Call<L> {
     /// leaves room for the sleep, the breaker is not open and the budget grants a token.
     /// Otherwise the last error is returned as it was.
     ///
-    /// Always inlined, with the failure path kept out of line: with a breaker, `judge` was
+    /// Always inlined, with the failure path kept out of line: with a breaker, `after_attempt` was
     /// otherwise too big to inline, and its call and the verdict returned through memory were
     /// 1.5 ns of a call's 10.
     #[inline(always)]
-    pub fn judge<T, E, W, H>(
+    pub fn after_attempt<T, E, W, H>(
         &mut self,
         result: Result<T, E>,
         format: ErrorFormatter<E>,
@@ -371,7 +236,7 @@ impl<L: Held> Call<L> {
         retry_after: &H,
     ) -> Verdict<T, E>
     where
-        L::Kept: LastError<E>,
+        L::Kept: ErrorSlot<E>,
         W: Transient<E> + ?Sized,
         H: RetryHint<E> + ?Sized,
     {
@@ -412,7 +277,7 @@ impl<L: Held> Call<L> {
         retry_after: &H,
     ) -> Verdict<T, E>
     where
-        L::Kept: LastError<E>,
+        L::Kept: ErrorSlot<E>,
         W: Transient<E> + ?Sized,
         H: RetryHint<E> + ?Sized,
     {
@@ -421,7 +286,7 @@ impl<L: Held> Call<L> {
         let fields = self.fields();
         let described = Described(&error, format);
         let op = self.site.op();
-        if let Some(reason) = self.state().not_made.take() {
+        if let Some(reason) = self.state().skipped.take() {
             counters.failure(self.scope.number, false);
             if reason == GiveUpReason::BreakerOpen {
                 counters.rejection();
@@ -547,7 +412,7 @@ impl<L: Held> Call<L> {
         if reason == GiveUpReason::RetriedBelow
             || (self.scope.number > 1 && reason != GiveUpReason::PermanentError)
         {
-            attempt::mark_retried_below();
+            scope::mark_retried_below();
         }
         Verdict::Return(Err(error))
     }
@@ -557,67 +422,5 @@ impl<L: Held> Call<L> {
         self.state()
             .span
             .in_scope(|| log::timed_out(&fields, limit));
-    }
-}
-
-/// The sleep before a retry: tokio's `Sleep`, dropped out of line.
-///
-/// The annotated fn's future holds this across its second `.await`; inline, `Sleep`'s drop
-/// (timer deregistration, runtime handle) made that future's drop glue too big to be inlined,
-/// and every call, a first-try success included, paid an out-of-line call to drop it.
-#[derive(Debug)]
-#[must_use = "futures do nothing unless polled"]
-pub struct Pause {
-    sleep: ManuallyDrop<tokio::time::Sleep>,
-}
-
-impl Pause {
-    /// Tokio's `sleep(delay)`.
-    #[inline]
-    pub(crate) fn new(delay: Duration) -> Pause {
-        Pause {
-            sleep: ManuallyDrop::new(tokio::time::sleep(delay)),
-        }
-    }
-}
-
-impl Future for Pause {
-    type Output = ();
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        // SAFETY: structural pinning of `sleep`: it is never moved out of `Pause`, and is
-        // dropped in place (`Drop` below); `Pause` is `!Unpin` because `Sleep` is.
-        unsafe { self.map_unchecked_mut(|pause| &mut *pause.sleep) }.poll(cx)
-    }
-}
-
-impl Drop for Pause {
-    #[inline(never)]
-    fn drop(&mut self) {
-        // SAFETY: dropped here only, once, in place (see `poll`).
-        unsafe { ManuallyDrop::drop(&mut self.sleep) }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// One attempt of a call without `timeout`, `deadline` or `breaker`: the body, polled
-    /// with the attempt in scope.
-    #[must_use = "futures do nothing unless polled"]
-    pub struct Attempt<'a, F, L: Held> {
-        call: &'a mut Call<L>,
-        #[pin]
-        body: F,
-    }
-}
-
-impl<F: Future, L: Held> Future for Attempt<'_, F, L> {
-    type Output = F::Output;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        let body = this.body;
-        this.call.in_attempt(|| body.poll(cx))
     }
 }
