@@ -142,7 +142,7 @@ pub use retry_macros::retry;
 ///     payments { consecutive_failures: 5, open_for: "30s" }
 ///     search   { failure_rate: 0.5, window: "10s", min_calls: 20, open_for: "5s", half_open_probes: 2 }
 /// }
-/// assert_eq!(stormguard::breaker("payments").config().consecutive_failures, Some(5));
+/// assert_eq!(stormguard::breaker("payments").config().consecutive_failures(), Some(5));
 /// ```
 pub use retry_macros::breakers;
 
@@ -155,15 +155,10 @@ pub use retry_macros::breakers;
 /// ```
 pub use retry_macros::budgets;
 
-pub use retry_runtime::alert::set_retry_success_alert;
-pub use retry_runtime::attempt;
-pub use retry_runtime::breaker::{Breaker, BreakerConfig, BreakerCounts, BreakerState, Window};
-pub use retry_runtime::budget::{Budget, BudgetConfig};
-pub use retry_runtime::error::GuardError;
-pub use retry_runtime::policy::{Backoff, Jitter, Policy};
-pub use retry_runtime::registry::undeclared_breakers;
-pub use retry_runtime::stats::{
-    stats, BreakerStats, BudgetStats, GiveUpReason, GiveUps, OpStats, Stats,
+pub use retry_runtime::{
+    attempt, set_retry_success_alert, stats, undeclared_breakers, Backoff, Breaker, BreakerConfig,
+    BreakerCounts, BreakerState, BreakerStats, Budget, BudgetConfig, BudgetStats, GiveUpReason,
+    GiveUps, GuardError, Jitter, OpStats, Permit, Policy, Stats, Window,
 };
 
 /// The circuit breaker called `name`: the one declared in a [`breakers!`] block, else the one
@@ -173,9 +168,9 @@ pub use retry_runtime::stats::{
 /// assert_eq!(stormguard::breaker("docs-handle").state(), stormguard::BreakerState::Closed);
 /// ```
 pub fn breaker(name: &str) -> &'static Breaker {
-    match retry_runtime::registry::find_breaker(name) {
+    match retry_runtime::find_breaker(name) {
         Some(b) => b,
-        None => retry_runtime::registry::breaker(Box::leak(name.to_owned().into_boxed_str())),
+        None => retry_runtime::__private::breaker(Box::leak(name.to_owned().into_boxed_str())),
     }
 }
 
@@ -186,7 +181,7 @@ pub fn breaker(name: &str) -> &'static Breaker {
 /// stormguard::seed_jitter(42);
 /// ```
 pub fn seed_jitter(seed: u64) {
-    retry_runtime::jitter::seed(seed);
+    retry_runtime::__private::seed_jitter(seed);
 }
 
 /// What generated code names. Not public API: it may change in any release.
@@ -195,14 +190,13 @@ pub mod __private {
     pub use core::option::Option::{self, None, Some};
     pub use core::result::Result::{Err, Ok};
     pub use core::time::Duration;
-    pub use retry_runtime::breaker::{Breaker, BreakerConfig, Window};
-    pub use retry_runtime::budget::{Budget, BudgetConfig};
-    pub use retry_runtime::call::{every_error, no_hint, BreakerSlot, Call, Verdict};
-    pub use retry_runtime::describe;
-    pub use retry_runtime::linkme;
-    pub use retry_runtime::policy::{Backoff, Jitter, Policy};
-    pub use retry_runtime::registry::{DECLARED_BREAKERS, DECLARED_BUDGETS};
-    pub use retry_runtime::site::Site;
+    pub use retry_runtime::__private::{
+        describe, every_error, linkme, no_hint, BreakerSlot, Call, Site, Started, Verdict,
+        DECLARED_BREAKERS, DECLARED_BUDGETS,
+    };
+    pub use retry_runtime::{
+        Backoff, Breaker, BreakerConfig, Budget, BudgetConfig, Jitter, Policy, Window,
+    };
 
     /// Only names the type `R` for inference; never called.
     #[inline(always)]

@@ -679,7 +679,7 @@ pub fn run_here(cfg: Config, strategy: Strategy) -> Option<Series> {
     // here, just before the paused clock starts, the origin sits the same whole number of
     // seconds (plus a few microseconds, well under the clock's 1 ms step) before this run's
     // start in every process, so the seconds fall at the same simulated instants every time.
-    let origin = retry_runtime::clock::origin();
+    let origin = retry_runtime::__private::origin();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)

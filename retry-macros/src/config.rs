@@ -274,7 +274,7 @@ fn entry_tokens(
             }),
             (Kind::Budgets, "max_concurrent") => count(key, lit, 1).map(|n| {
                 let l = Literal::u32_suffixed(n as u32);
-                (quote!(#p::Some(#l)), n as f64)
+                (quote!(#l), n as f64)
             }),
             (Kind::Budgets, "ratio") => number(key, lit).and_then(|r| {
                 if (0.0..=1000.0).contains(&r) {
@@ -314,8 +314,8 @@ fn entry_tokens(
         return Err(errors);
     }
     let setters = fields.iter().map(|(k, v, _, _)| {
-        let k = Ident::new(k, Span::call_site());
-        quote!(config.#k = #v;)
+        let with = Ident::new(&format!("with_{k}"), Span::call_site());
+        quote!(.#with(#v))
     });
     let static_name = Ident::new("__STORMGUARD_ENTRY", Span::mixed_site());
     let ref_name = Ident::new("__STORMGUARD_ENTRY_REF", Span::mixed_site());
@@ -334,12 +334,7 @@ fn entry_tokens(
     let linkme = quote!(#p::linkme);
     Ok(quote! {
         const _: () = {
-            static #static_name: #ty = #ty::new(#name, {
-                #[allow(unused_mut)]
-                let mut config = #config_ty::DEFAULT;
-                #(#setters)*
-                config
-            });
+            static #static_name: #ty = #ty::new(#name, #config_ty::DEFAULT #(#setters)*);
             #[#linkme::distributed_slice(#slice)]
             #[linkme(crate = #linkme)]
             static #ref_name: &'static #ty = &#static_name;

@@ -74,9 +74,9 @@ pub fn expand(plan: &Plan, item: &RetryFn) -> TokenStream {
         None => quote!(()),
     };
     // Only a deadline needs the call's start time (a clock read).
-    let start = match plan.deadline {
-        Some(_) => quote!(start_with_deadline),
-        None => quote!(start),
+    let started = match plan.deadline {
+        Some(_) => quote!(#private::Started),
+        None => quote!(()),
     };
     let site = site(plan, item, &private);
     // Checked on the attempt's value, so that an erased `impl Trait` is inferred from it.
@@ -91,7 +91,7 @@ pub fn expand(plan: &Plan, item: &RetryFn) -> TokenStream {
         #vis #sig {
             use #private::describe::{ViaDebug as _, ViaDisplay as _, ViaTypeName as _};
             #site
-            let mut #call = #private::Call::<#slot>::#start(&__STORMGUARD_SITE);
+            let mut #call = #private::Call::<#slot, #started>::start(&__STORMGUARD_SITE);
             loop {
                 let #delay = {
                     let #result: #ret = #attempt;

@@ -20,7 +20,7 @@ static MIN_RETRIED_CALLS: AtomicU32 = AtomicU32::new(20);
 ///
 /// ```
 /// use std::time::Duration;
-/// retry_runtime::alert::set_retry_success_alert(0.9, Duration::from_secs(30), 10);
+/// retry_runtime::set_retry_success_alert(0.9, Duration::from_secs(30), 10);
 /// ```
 pub fn set_retry_success_alert(threshold: f64, window: Duration, min_retried_calls: u32) {
     let permille = (threshold.clamp(0.0, 1.0) * 1000.0).round() as u32;

@@ -7,7 +7,7 @@ use std::time::Duration;
 /// The delay before retry `k` (`k = 1` is the first retry), before jitter, capped at `max`.
 ///
 /// ```
-/// use retry_runtime::{backoff::delay_before_retry, Policy};
+/// use retry_runtime::{__private::delay_before_retry, Policy};
 /// use std::time::Duration;
 ///
 /// let p = Policy::DEFAULT.with_max(Duration::from_secs(1));
@@ -16,12 +16,12 @@ use std::time::Duration;
 /// ```
 pub fn delay_before_retry(policy: &Policy, k: u32) -> Duration {
     let k = k.max(1);
-    let raw = match policy.backoff {
-        Backoff::Fixed => policy.base,
-        Backoff::Linear => policy.base.saturating_mul(k),
-        Backoff::Exponential { factor } => exponential(policy.base, factor, k - 1, policy.max),
+    let raw = match policy.backoff() {
+        Backoff::Fixed => policy.base(),
+        Backoff::Linear => policy.base().saturating_mul(k),
+        Backoff::Exponential { factor } => exponential(policy.base(), factor, k - 1, policy.max()),
     };
-    raw.min(policy.max)
+    raw.min(policy.max())
 }
 
 /// `base · factor^n`, computed without overflow and clamped to `cap`.

@@ -16,7 +16,7 @@ const MILLI: u64 = 1000;
 /// - `max_concurrent`: none (no cap on retries in flight)
 ///
 /// ```
-/// use retry_runtime::budget::BudgetConfig;
+/// use retry_runtime::BudgetConfig;
 /// const TIGHT: BudgetConfig = BudgetConfig::DEFAULT.with_capacity(10).with_max_concurrent(4);
 /// assert_eq!(TIGHT.ratio, 0.1);
 /// ```
@@ -84,7 +84,7 @@ pub enum Refusal {
 /// refused it, the deadline left no time), so only retries that fail cost the budget.
 ///
 /// ```
-/// use retry_runtime::budget::{Budget, BudgetConfig};
+/// use retry_runtime::{Budget, BudgetConfig};
 /// static B: Budget = Budget::new("docs", BudgetConfig::DEFAULT.with_capacity(2).with_min_per_sec(0));
 /// let a = B.try_withdraw(1).unwrap();
 /// let b = B.try_withdraw(1).unwrap();

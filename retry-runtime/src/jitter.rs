@@ -4,13 +4,13 @@
 use crate::policy::{Jitter, Policy};
 use std::time::Duration;
 
-/// Applies `policy.jitter` to `delay` (the backoff's delay for this retry).
+/// Applies `policy.jitter()` to `delay` (the backoff's delay for this retry).
 ///
 /// `previous` is the delay actually slept before the previous retry (zero before the first);
 /// only `Decorrelated` reads it. `unit` is a random number in `[0, 1)`.
 ///
 /// ```
-/// use retry_runtime::{jitter::jittered, Jitter, Policy};
+/// use retry_runtime::{__private::jittered, Jitter, Policy};
 /// use std::time::Duration;
 ///
 /// let p = Policy::DEFAULT.with_jitter(Jitter::Equal);
@@ -23,8 +23,8 @@ pub fn jittered(policy: &Policy, delay: Duration, previous: Duration, unit: f64)
     } else {
         0.0
     };
-    let delay = delay.min(policy.max);
-    let d = match policy.jitter {
+    let delay = delay.min(policy.max());
+    let d = match policy.jitter() {
         Jitter::None => delay,
         Jitter::Full => delay.mul_f64(unit),
         Jitter::Equal => {
@@ -32,13 +32,13 @@ pub fn jittered(policy: &Policy, delay: Duration, previous: Duration, unit: f64)
             half + (delay - half).mul_f64(unit)
         }
         Jitter::Decorrelated => {
-            let low = policy.base.min(policy.max);
+            let low = policy.base().min(policy.max());
             let prev = if previous.is_zero() { low } else { previous };
-            let high = prev.saturating_mul(3).min(policy.max).max(low);
+            let high = prev.saturating_mul(3).min(policy.max()).max(low);
             low + (high - low).mul_f64(unit)
         }
     };
-    d.min(policy.max)
+    d.min(policy.max())
 }
 
 /// A random number in `[0, 1)` from the thread's generator.
@@ -49,10 +49,10 @@ pub fn random_unit() -> f64 {
 /// Seeds the current thread's jitter generator, for reproducible simulations and tests.
 ///
 /// ```
-/// retry_runtime::jitter::seed(7);
-/// let a = retry_runtime::jitter::random_unit();
-/// retry_runtime::jitter::seed(7);
-/// assert_eq!(a, retry_runtime::jitter::random_unit());
+/// retry_runtime::__private::seed_jitter(7);
+/// let a = retry_runtime::__private::random_unit();
+/// retry_runtime::__private::seed_jitter(7);
+/// assert_eq!(a, retry_runtime::__private::random_unit());
 /// ```
 pub fn seed(seed: u64) {
     fastrand::seed(seed);

@@ -51,8 +51,8 @@ pub enum Jitter {
 ///     .with_backoff(Backoff::Linear)
 ///     .with_base(Duration::from_millis(50))
 ///     .with_jitter(Jitter::Equal);
-/// assert_eq!(POLICY.attempts, 5);
-/// assert_eq!(POLICY.max, Duration::from_secs(2));
+/// assert_eq!(POLICY.attempts(), 5);
+/// assert_eq!(POLICY.max(), Duration::from_secs(2));
 /// ```
 ///
 /// # Defaults
@@ -65,23 +65,23 @@ pub enum Jitter {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Policy {
     /// Total calls, the first included (at least 1).
-    pub attempts: u32,
+    attempts: u32,
     /// Delay shape.
-    pub backoff: Backoff,
+    backoff: Backoff,
     /// First delay.
-    pub base: Duration,
+    base: Duration,
     /// Cap on any one delay, jitter included.
-    pub max: Duration,
+    max: Duration,
     /// Randomisation of each delay.
-    pub jitter: Jitter,
+    jitter: Jitter,
     /// Per-attempt limit: the attempt is dropped when it passes.
-    pub timeout: Option<Duration>,
+    timeout: Option<Duration>,
     /// Limit on the whole call, attempts and sleeps together.
-    pub deadline: Option<Duration>,
+    deadline: Option<Duration>,
     /// Name of the circuit breaker guarding the downstream.
-    pub breaker: Option<&'static str>,
+    breaker: Option<&'static str>,
     /// Name of a shared retry budget; `None` means the breaker's name, else the call site's own.
-    pub budget: Option<&'static str>,
+    budget: Option<&'static str>,
 }
 
 impl Policy {
@@ -142,6 +142,60 @@ impl Policy {
     pub const fn with_budget(mut self, name: &'static str) -> Self {
         self.budget = Some(name);
         self
+    }
+
+    /// `attempts` (see the field list above).
+    #[inline]
+    pub const fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// `backoff` (see the field list above).
+    #[inline]
+    pub const fn backoff(&self) -> Backoff {
+        self.backoff
+    }
+
+    /// `base` (see the field list above).
+    #[inline]
+    pub const fn base(&self) -> Duration {
+        self.base
+    }
+
+    /// `max` (see the field list above).
+    #[inline]
+    pub const fn max(&self) -> Duration {
+        self.max
+    }
+
+    /// `jitter` (see the field list above).
+    #[inline]
+    pub const fn jitter(&self) -> Jitter {
+        self.jitter
+    }
+
+    /// `timeout` (see the field list above).
+    #[inline]
+    pub const fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// `deadline` (see the field list above).
+    #[inline]
+    pub const fn deadline(&self) -> Option<Duration> {
+        self.deadline
+    }
+
+    /// `breaker` (see the field list above).
+    #[inline]
+    pub const fn breaker(&self) -> Option<&'static str> {
+        self.breaker
+    }
+
+    /// `budget` (see the field list above).
+    #[inline]
+    pub const fn budget(&self) -> Option<&'static str> {
+        self.budget
     }
 
     /// The budget this policy draws from: its own name, else the breaker's, else `None`

@@ -21,7 +21,7 @@ pub fn sites() -> Vec<&'static Site> {
 /// The `static` that `#[retry]` emits inside each annotated fn.
 ///
 /// ```
-/// use retry_runtime::{Policy, Site};
+/// use retry_runtime::{__private::Site, Policy};
 /// static SITE: Site = Site::new(Policy::DEFAULT, "billing::fetch_invoice");
 /// assert_eq!(SITE.op(), "billing::fetch_invoice");
 /// ```
@@ -115,7 +115,7 @@ impl Site {
     /// The breaker guarding this site, if any.
     #[inline]
     pub fn breaker(&'static self) -> Option<&'static Breaker> {
-        match self.policy.breaker {
+        match self.policy.breaker() {
             None => None,
             Some(name) => *self.breaker.get_or_init(|| Some(registry::breaker(name))),
         }

@@ -11,6 +11,7 @@ pub use crate::give_up::GiveUpReason;
 /// Give-ups of one operation, by reason (see [`GiveUpReason`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct GiveUps {
     /// Every attempt was used.
     pub attempts_exhausted: u64,
@@ -51,6 +52,7 @@ impl GiveUps {
 /// A snapshot of one operation's counters (all call sites sharing its name, summed).
 #[derive(Clone, Debug, Default, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct OpStats {
     /// Operation name (`name = "…"`, else module path and fn name).
     pub op: &'static str,
@@ -128,6 +130,7 @@ impl OpStats {
 /// A circuit breaker as seen by [`stats()`].
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct BreakerStats {
     /// Breaker name.
     pub breaker: &'static str,
@@ -142,6 +145,7 @@ pub struct BreakerStats {
 /// A retry budget as seen by [`stats()`].
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct BudgetStats {
     /// Budget name (empty for a call site's own budget, which shows under its operation).
     pub budget: &'static str,
@@ -156,6 +160,7 @@ pub struct BudgetStats {
 /// Everything [`stats()`] saw, at one moment.
 #[derive(Clone, Debug, Default, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct Stats {
     /// One entry per operation name, sorted by name.
     pub operations: Vec<OpStats>,

@@ -2,8 +2,8 @@
 //! monotone before the cap, never above `max`, for any attempt count, factor and base.
 
 use proptest::prelude::*;
-use retry_runtime::backoff::delay_before_retry;
-use retry_runtime::jitter::jittered;
+use retry_runtime::__private::delay_before_retry;
+use retry_runtime::__private::jittered;
 use retry_runtime::{Backoff, Jitter, Policy};
 use std::time::Duration;
 
@@ -37,10 +37,10 @@ proptest! {
     #[test]
     fn backoff_is_monotone_and_capped(p in policy(), k in 1u32..u32::MAX) {
         let d = delay_before_retry(&p, k);
-        prop_assert!(d <= p.max);
+        prop_assert!(d <= p.max());
         prop_assert!(delay_before_retry(&p, k + 1) >= d);
         if k == 1 {
-            prop_assert_eq!(d, p.base.min(p.max));
+            prop_assert_eq!(d, p.base().min(p.max()));
         }
     }
 
@@ -65,12 +65,12 @@ proptest! {
         let d = delay_before_retry(&p, k);
         let previous = Duration::from_nanos(previous_ns);
         let j = jittered(&p, d, previous, unit);
-        prop_assert!(j <= p.max, "{:?} above max {:?}", j, p.max);
-        match p.jitter {
+        prop_assert!(j <= p.max(), "{:?} above max {:?}", j, p.max());
+        match p.jitter() {
             Jitter::None => prop_assert_eq!(j, d),
             Jitter::Full => prop_assert!(j <= d),
             Jitter::Equal => prop_assert!(j >= d / 2 && j <= d),
-            Jitter::Decorrelated => prop_assert!(j >= p.base.min(p.max)),
+            Jitter::Decorrelated => prop_assert!(j >= p.base().min(p.max())),
         }
     }
 
@@ -78,6 +78,6 @@ proptest! {
     fn nonsense_factors_never_panic(factor in proptest::num::f64::ANY, k in 0u32..u32::MAX) {
         let p = Policy::DEFAULT.with_backoff(Backoff::Exponential { factor });
         let d = delay_before_retry(&p, k);
-        prop_assert!(d <= p.max);
+        prop_assert!(d <= p.max());
     }
 }

@@ -7,7 +7,7 @@
 use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use loom::sync::Arc;
 use loom::thread;
-use retry_runtime::breaker::{Breaker, BreakerConfig, BreakerState, Window};
+use retry_runtime::{Breaker, BreakerConfig, BreakerState, Window};
 use std::time::Duration;
 
 /// Opens on the first failure; under loom the clock stands still, so an open time of zero
@@ -40,7 +40,7 @@ fn open_breaker(slots: u32) -> &'static Breaker {
 fn attempt(b: &'static Breaker, probes: &AtomicUsize, outcome: Outcome) {
     let Ok(permit) = b.admit() else { return };
     if permit.is_probe() {
-        let slots = b.config().half_open_probes as usize;
+        let slots = b.config().half_open_probes() as usize;
         assert!(
             probes.fetch_add(1, SeqCst) < slots,
             "more probes admitted at once than there are slots"
@@ -59,7 +59,7 @@ fn attempt(b: &'static Breaker, probes: &AtomicUsize, outcome: Outcome) {
 /// never half-open with nothing in flight to ever close or reopen it. A half-open breaker
 /// closes once its free slots' probes succeed.
 fn assert_not_stuck(b: &'static Breaker) {
-    for _ in 0..b.config().half_open_probes {
+    for _ in 0..b.config().half_open_probes() {
         if b.state() != BreakerState::HalfOpen {
             break;
         }

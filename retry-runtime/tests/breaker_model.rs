@@ -1,7 +1,7 @@
 //! The circuit breaker's state machine on tokio's paused clock: when it opens, how long it stays
 //! open, how half-open probes decide, and that late or abandoned permits cannot corrupt it.
 
-use retry_runtime::breaker::{Breaker, BreakerConfig, BreakerState, Permit, Window};
+use retry_runtime::{Breaker, BreakerConfig, BreakerState, Permit, Window};
 use std::fmt;
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
@@ -23,7 +23,7 @@ const TRIP_AT_ONCE: BreakerConfig = BreakerConfig::DEFAULT
 /// Pins the process-wide clock origin before this test's paused clock moves, then moves it on:
 /// tests share the origin but each has its own paused clock, which must not start before it.
 async fn start() {
-    retry_runtime::clock::origin();
+    retry_runtime::__private::origin();
     advance(secs(1)).await;
 }
 

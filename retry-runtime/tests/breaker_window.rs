@@ -2,8 +2,8 @@
 //! success); these runs on tokio's paused clock check that it opens when, and only when, an
 //! exact window (every call kept with its time) reaches the failure rate.
 
-use retry_runtime::breaker::{Breaker, BreakerConfig, BreakerState};
-use retry_runtime::clock::now_nanos;
+use retry_runtime::__private::now_nanos;
+use retry_runtime::{Breaker, BreakerConfig, BreakerState};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::{advance, Instant};
@@ -69,7 +69,7 @@ struct Traffic {
 /// Runs the stretches through `b` and the exact window, until both have opened or the traffic
 /// ends.
 async fn run(b: &'static Breaker, traffic: &[Traffic], seed: u64) -> Opened {
-    retry_runtime::clock::origin();
+    retry_runtime::__private::origin();
     advance(Duration::from_secs(1)).await;
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut exact = Exact::new();

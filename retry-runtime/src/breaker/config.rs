@@ -8,7 +8,7 @@ use std::time::Duration;
 /// Which calls the failure rate is computed over.
 ///
 /// ```
-/// use retry_runtime::breaker::{BreakerConfig, Window};
+/// use retry_runtime::{BreakerConfig, Window};
 /// use std::time::Duration;
 ///
 /// const BY_TIME: BreakerConfig = BreakerConfig::DEFAULT.with_window(Window::Time(Duration::from_secs(30)));
@@ -35,14 +35,14 @@ pub enum Window {
 /// Built with `const fn` builders, so that it can configure a breaker in a `static`:
 ///
 /// ```
-/// use retry_runtime::breaker::{BreakerConfig, Window};
+/// use retry_runtime::{BreakerConfig, Window};
 /// use std::time::Duration;
 ///
 /// const PAYMENTS: BreakerConfig = BreakerConfig::DEFAULT
 ///     .with_consecutive_failures(Some(5))
 ///     .with_open_for(Duration::from_secs(30));
-/// assert_eq!(PAYMENTS.min_calls, 20);
-/// assert_eq!(PAYMENTS.window, Window::Time(Duration::from_secs(10)));
+/// assert_eq!(PAYMENTS.min_calls(), 20);
+/// assert_eq!(PAYMENTS.window(), Window::Time(Duration::from_secs(10)));
 /// ```
 ///
 /// # Defaults
@@ -60,22 +60,22 @@ pub enum Window {
 pub struct BreakerConfig {
     /// Open after this many failures in a row (while closed); `None` for no such rule.
     /// `Some(0)` acts as `Some(1)`.
-    pub consecutive_failures: Option<u32>,
+    consecutive_failures: Option<u32>,
     /// Open when this share of the calls in the window failed, in `(0, 1]`; values outside
     /// that range (and NaN) act as 1.
-    pub failure_rate: f64,
+    failure_rate: f64,
     /// The calls the failure rate is computed over.
-    pub window: Window,
+    window: Window,
     /// The failure rate is not judged before the window holds this many calls (at least 1;
     /// with a `Calls` window, at most as many as the window always holds).
-    pub min_calls: u32,
+    min_calls: u32,
     /// How long the breaker stays open the first time.
-    pub open_for: Duration,
+    open_for: Duration,
     /// The longest it stays open after failed probes (never below `open_for`).
-    pub open_max: Duration,
+    open_max: Duration,
     /// How many trial calls the half-open breaker lets through at once, from 1 to 32767; all
     /// of them must succeed to close it.
-    pub half_open_probes: u32,
+    half_open_probes: u32,
 }
 
 impl BreakerConfig {
@@ -130,6 +130,43 @@ impl BreakerConfig {
     pub const fn with_half_open_probes(mut self, n: u32) -> Self {
         self.half_open_probes = n;
         self
+    }
+}
+
+impl BreakerConfig {
+    /// `consecutive_failures` (see the field list above).
+    pub const fn consecutive_failures(&self) -> Option<u32> {
+        self.consecutive_failures
+    }
+
+    /// `failure_rate` (see the field list above).
+    pub const fn failure_rate(&self) -> f64 {
+        self.failure_rate
+    }
+
+    /// `window` (see the field list above).
+    pub const fn window(&self) -> Window {
+        self.window
+    }
+
+    /// `min_calls` (see the field list above).
+    pub const fn min_calls(&self) -> u32 {
+        self.min_calls
+    }
+
+    /// `open_for` (see the field list above).
+    pub const fn open_for(&self) -> Duration {
+        self.open_for
+    }
+
+    /// `open_max` (see the field list above).
+    pub const fn open_max(&self) -> Duration {
+        self.open_max
+    }
+
+    /// `half_open_probes` (see the field list above).
+    pub const fn half_open_probes(&self) -> u32 {
+        self.half_open_probes
     }
 }
 

@@ -24,7 +24,7 @@ use window::FailureWindow;
 /// What a breaker has seen since the process started.
 ///
 /// ```
-/// use retry_runtime::breaker::{Breaker, BreakerConfig};
+/// use retry_runtime::{Breaker, BreakerConfig};
 ///
 /// static INVENTORY: Breaker = Breaker::new("inventory", BreakerConfig::DEFAULT);
 /// INVENTORY.admit().unwrap().success();
@@ -34,6 +34,7 @@ use window::FailureWindow;
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct BreakerCounts {
     /// Attempts reported with [`Permit::success`] (probes and late reports included).
     pub successes: u64,
@@ -61,7 +62,7 @@ struct Padded<T>(T);
 /// needs no init call.
 ///
 /// ```
-/// use retry_runtime::breaker::{Breaker, BreakerConfig, BreakerState};
+/// use retry_runtime::{Breaker, BreakerConfig, BreakerState};
 ///
 /// static PAYMENTS: Breaker = Breaker::new(
 ///     "payments",
@@ -74,7 +75,7 @@ struct Padded<T>(T);
 /// }
 /// assert_eq!(PAYMENTS.state(), BreakerState::Open);
 /// let retry_in = PAYMENTS.admit().unwrap_err(); // refused without calling
-/// assert!(retry_in <= PAYMENTS.config().open_for);
+/// assert!(retry_in <= PAYMENTS.config().open_for());
 /// ```
 ///
 /// Every state change emits one `info` event with target `stormguard`, message
@@ -127,7 +128,7 @@ impl Breaker {
     /// A closed breaker named `name` (the name appears in logs and errors).
     ///
     /// ```
-    /// use retry_runtime::breaker::{Breaker, BreakerConfig};
+    /// use retry_runtime::{Breaker, BreakerConfig};
     ///
     /// static SEARCH: Breaker = Breaker::new("search", BreakerConfig::DEFAULT.with_half_open_probes(2));
     /// assert_eq!(SEARCH.name(), "search");
@@ -166,7 +167,7 @@ impl Breaker {
     /// its first probe.
     ///
     /// ```
-    /// use retry_runtime::breaker::{Breaker, BreakerConfig};
+    /// use retry_runtime::{Breaker, BreakerConfig};
     ///
     /// static LEDGER: Breaker = Breaker::new("ledger", BreakerConfig::DEFAULT);
     /// match LEDGER.admit() {
@@ -252,7 +253,7 @@ impl Breaker {
     /// clock only when open.
     ///
     /// ```
-    /// use retry_runtime::breaker::{Breaker, BreakerConfig};
+    /// use retry_runtime::{Breaker, BreakerConfig};
     ///
     /// static CACHE: Breaker = Breaker::new("cache", BreakerConfig::DEFAULT);
     /// assert!(!CACHE.is_rejecting());
@@ -273,7 +274,7 @@ impl Breaker {
     /// and [`retry_in`](Breaker::retry_in) tell whether that time has passed.
     ///
     /// ```
-    /// use retry_runtime::breaker::{Breaker, BreakerConfig, BreakerState};
+    /// use retry_runtime::{Breaker, BreakerConfig, BreakerState};
     ///
     /// static MAIL: Breaker = Breaker::new("mail", BreakerConfig::DEFAULT);
     /// assert_eq!(MAIL.state(), BreakerState::Closed);
@@ -286,7 +287,7 @@ impl Breaker {
     /// passed); `None` when closed or half-open.
     ///
     /// ```
-    /// use retry_runtime::breaker::{Breaker, BreakerConfig};
+    /// use retry_runtime::{Breaker, BreakerConfig};
     ///
     /// static GEO: Breaker = Breaker::new("geo", BreakerConfig::DEFAULT);
     /// assert_eq!(GEO.retry_in(), None);
@@ -303,7 +304,7 @@ impl Breaker {
     /// The counters since the process started.
     ///
     /// ```
-    /// use retry_runtime::breaker::{Breaker, BreakerConfig, BreakerCounts};
+    /// use retry_runtime::{Breaker, BreakerConfig, BreakerCounts};
     ///
     /// static AUTH: Breaker = Breaker::new("auth", BreakerConfig::DEFAULT);
     /// assert_eq!(AUTH.counts(), BreakerCounts::default());

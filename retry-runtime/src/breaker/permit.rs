@@ -16,7 +16,7 @@ use std::mem::ManuallyDrop;
 /// [`BreakerCounts`] but does not move the breaker.
 ///
 /// ```
-/// use retry_runtime::breaker::{Breaker, BreakerConfig};
+/// use retry_runtime::{Breaker, BreakerConfig};
 ///
 /// static BILLING: Breaker = Breaker::new("billing", BreakerConfig::DEFAULT);
 ///
@@ -94,7 +94,7 @@ impl Permit {
     /// True if this permit is one of the half-open trial calls.
     ///
     /// ```
-    /// use retry_runtime::breaker::{Breaker, BreakerConfig};
+    /// use retry_runtime::{Breaker, BreakerConfig};
     ///
     /// static DNS: Breaker = Breaker::new("dns", BreakerConfig::DEFAULT);
     /// let permit = DNS.admit().unwrap();

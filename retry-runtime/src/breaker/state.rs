@@ -10,7 +10,7 @@ use crate::loom::{
 /// Where a breaker stands.
 ///
 /// ```
-/// use retry_runtime::breaker::{Breaker, BreakerConfig, BreakerState};
+/// use retry_runtime::{Breaker, BreakerConfig, BreakerState};
 ///
 /// static SEARCH: Breaker = Breaker::new("search", BreakerConfig::DEFAULT);
 /// assert_eq!(SEARCH.state(), BreakerState::Closed);

@@ -216,6 +216,7 @@ impl Breaker {
     #[cfg(loom)]
     #[doc(hidden)]
     pub fn window_now(&self) -> (u64, u64) {
+        use super::state::generation_of;
         let generation = generation_of(self.state.0.load(Acquire));
         let at = if self.geometry.by_calls {
             match self.window.calls_seen.load(Relaxed) {

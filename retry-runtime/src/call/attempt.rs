@@ -1,18 +1,46 @@
-//! The futures a call awaits: one plain attempt (the body polled with the attempt in scope)
-//! and the `Timer` that sleeps before a retry or bounds a guarded attempt.
+//! The futures a call awaits: one plain attempt (the body polled with the attempt in scope),
+//! the `RetrySleep` before a retry, and the `Timer` that bounds a guarded attempt.
 
-use super::{Call, PermitSlot};
+use super::{Call, PermitSlot, StartTime};
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// The sleep before a retry: tokio's `Sleep`, dropped out of line.
+/// The sleep before a retry: tokio's `Sleep`, boxed (the retry path allocates it), so that
+/// the annotated fn's future, which holds it across its second `.await`, does not carry its
+/// 112 bytes on every call.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct RetrySleep {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl RetrySleep {
+    /// Tokio's `sleep(delay)`.
+    #[inline(never)]
+    pub(crate) fn new(delay: Duration) -> RetrySleep {
+        RetrySleep {
+            sleep: Box::pin(tokio::time::sleep(delay)),
+        }
+    }
+}
+
+impl Future for RetrySleep {
+    type Output = ();
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.sleep.as_mut().poll(cx)
+    }
+}
+
+/// The limit of a guarded attempt (`timeout`, `deadline`): tokio's `Sleep`, inline (armed only
+/// once the attempt is pending, and never allocated), dropped out of line.
 ///
-/// The annotated fn's future holds this across its second `.await`; inline, `Sleep`'s drop
-/// (timer deregistration, runtime handle) made that future's drop glue too big to be inlined,
-/// and every call, a first-try success included, paid an out-of-line call to drop it.
+/// Inline, `Sleep`'s drop (timer deregistration, runtime handle) made the annotated future's
+/// drop glue too big to be inlined, and every call paid an out-of-line call to drop it.
 #[derive(Debug)]
 #[must_use = "futures do nothing unless polled"]
 pub struct Timer {
@@ -52,14 +80,14 @@ pin_project_lite::pin_project! {
     /// One attempt of a call without `timeout`, `deadline` or `breaker`: the body, polled
     /// with the attempt in scope.
     #[must_use = "futures do nothing unless polled"]
-    pub struct Attempt<'a, F, L: PermitSlot> {
-        pub(super) call: &'a mut Call<L>,
+    pub struct Attempt<'a, F, L: PermitSlot, S: StartTime> {
+        pub(super) call: &'a mut Call<L, S>,
         #[pin]
         pub(super) body: F,
     }
 }
 
-impl<F: Future, L: PermitSlot> Future for Attempt<'_, F, L> {
+impl<F: Future, L: PermitSlot, S: StartTime> Future for Attempt<'_, F, L, S> {
     type Output = F::Output;
 
     #[inline]

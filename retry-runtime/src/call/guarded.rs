@@ -1,16 +1,15 @@
 //! The guarded attempt: breaker admission, the per-attempt `timeout` and the call's
 //! `deadline` around one attempt, cancelling (dropping) the attempt the moment a limit passes.
 
-use super::{Call, ErrorSlot, PermitSlot, Timer};
+use super::{Call, ErrorSlot, PermitSlot, StartTime, Timer};
 use crate::error::{FromGuardError, GuardError};
 use crate::give_up::GiveUpReason;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::time::Instant;
 
-impl<L: PermitSlot> Call<L> {
+impl<L: PermitSlot, S: StartTime> Call<L, S> {
     /// The next attempt, for a policy with `timeout`, `deadline` or `breaker`.
     ///
     /// Asks the breaker first (refused: no call is made; the first attempt returns
@@ -19,7 +18,7 @@ impl<L: PermitSlot> Call<L> {
     /// is dropped at once, before anything else happens, and the attempt returns
     /// `GuardError::Timeout` (or `DeadlineExceeded`).
     #[inline]
-    pub fn guarded_attempt<F, T, E>(&mut self, body: F) -> Guarded<'_, F, L>
+    pub fn guarded_attempt<F, T, E>(&mut self, body: F) -> Guarded<'_, F, L, S>
     where
         F: Future<Output = Result<T, E>>,
         E: FromGuardError,
@@ -100,7 +99,7 @@ impl<L: PermitSlot> Call<L> {
         L::Kept: ErrorSlot<E>,
     {
         let op = self.site.op();
-        let breaker = self.site.policy().breaker.unwrap_or(op);
+        let breaker = self.site.policy().breaker().unwrap_or(op);
         self.skip_attempt(GiveUpReason::BreakerOpen, || GuardError::BreakerOpen {
             op,
             breaker,
@@ -133,14 +132,10 @@ impl<L: PermitSlot> Call<L> {
     #[inline]
     fn attempt_limit(&self) -> Option<(Duration, bool)> {
         let policy = self.site.policy();
-        let started = self.state.as_ref().and_then(|state| state.started);
-        let left = match (policy.deadline, started) {
-            (Some(deadline), Some(started)) => {
-                Some(deadline.saturating_sub(Instant::now().saturating_duration_since(started)))
-            }
-            _ => None,
-        };
-        match (policy.timeout, left) {
+        let left = policy
+            .deadline()
+            .map(|deadline| deadline.saturating_sub(self.elapsed()));
+        match (policy.timeout(), left) {
             (Some(t), Some(l)) if l < t => Some((l, true)),
             (Some(t), _) => Some((t, false)),
             (None, Some(l)) => Some((l, true)),
@@ -152,7 +147,7 @@ impl<L: PermitSlot> Call<L> {
     #[inline(never)]
     fn limit_error(&self, limit: Duration, by_deadline: bool) -> GuardError {
         let op = self.site.op();
-        match (by_deadline, self.site.policy().deadline) {
+        match (by_deadline, self.site.policy().deadline()) {
             (true, Some(deadline)) => GuardError::DeadlineExceeded {
                 op,
                 attempt: self.scope.number,
@@ -170,8 +165,8 @@ impl<L: PermitSlot> Call<L> {
 pin_project_lite::pin_project! {
     /// One attempt under the breaker, `timeout` and `deadline`.
     #[must_use = "futures do nothing unless polled"]
-    pub struct Guarded<'a, F, L: PermitSlot> {
-        call: &'a mut Call<L>,
+    pub struct Guarded<'a, F, L: PermitSlot, S: StartTime> {
+        call: &'a mut Call<L, S>,
         #[pin]
         body: Option<F>,
         #[pin]
@@ -181,11 +176,12 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<F, T, E, L> Future for Guarded<'_, F, L>
+impl<F, T, E, L, S> Future for Guarded<'_, F, L, S>
 where
     F: Future<Output = Result<T, E>>,
     E: FromGuardError,
     L: PermitSlot,
+    S: StartTime,
     L::Kept: ErrorSlot<E>,
 {
     type Output = Result<T, E>;

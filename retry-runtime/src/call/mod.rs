@@ -4,11 +4,13 @@
 mod attempt;
 mod guarded;
 mod slot;
+mod start;
 mod when;
 
-pub use attempt::{Attempt, Timer};
+pub use attempt::{Attempt, RetrySleep, Timer};
 pub use guarded::Guarded;
 pub use slot::{BreakerSlot, ErrorSlot, PermitSlot};
+pub use start::{StartTime, Started};
 pub use when::{every_error, no_hint, RetryHint, Transient};
 
 use crate::backoff::delay_before_retry;
@@ -23,7 +25,6 @@ use crate::site::Site;
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::time::Duration;
-use tokio::time::Instant;
 use tracing::Span;
 
 /// What the generated loop does after an attempt.
@@ -43,7 +44,7 @@ pub enum Verdict<T, E> {
 /// permit: everything else lives in `CallState`, built on first use (the first failure, a
 /// deadline), so that such a call neither builds nor drops it.
 #[derive(Debug)]
-pub struct Call<L: PermitSlot = ()> {
+pub struct Call<L: PermitSlot = (), S: StartTime = ()> {
     pub(crate) site: &'static Site,
     /// The attempt running or last run: its number (0 before the first), and whether a
     /// nested annotated call in it retried and gave up. The running attempt's body reads it
@@ -51,12 +52,15 @@ pub struct Call<L: PermitSlot = ()> {
     pub(crate) scope: AttemptScope,
     /// The rest of the call's state; `None` until something needs it. Dropped by hand (see
     /// `Drop for Call`), so that dropping a call without it is one inline check.
-    pub(crate) state: ManuallyDrop<Option<CallState<L::Kept>>>,
+    pub(crate) state: ManuallyDrop<Option<Box<CallState<L::Kept>>>>,
+    /// With a `deadline`: when the call started ([`Started`]); `()` without one. Kept here
+    /// rather than in the state, so that a deadline costs a success no allocation.
+    pub(crate) started: S,
     /// With a breaker: the running attempt's permit.
     pub(crate) held: L,
 }
 
-impl<L: PermitSlot> Drop for Call<L> {
+impl<L: PermitSlot, S: StartTime> Drop for Call<L, S> {
     #[inline]
     fn drop(&mut self) {
         if self.state.is_some() {
@@ -73,17 +77,16 @@ impl<L: PermitSlot> Drop for Call<L> {
 /// # Safety
 /// Called once, and `state` not used afterwards (`Drop for Call`).
 #[inline(never)]
-unsafe fn drop_state<K>(state: &mut ManuallyDrop<Option<CallState<K>>>) {
+unsafe fn drop_state<K>(state: &mut ManuallyDrop<Option<Box<CallState<K>>>>) {
     // SAFETY: the caller's promise.
     unsafe { ManuallyDrop::drop(state) }
 }
 
-/// What a call keeps beyond its attempt number and breaker permit, once a failure or a
-/// deadline needs it.
+/// What a call keeps beyond its attempt number, start time and breaker permit, once a
+/// failure needs it: boxed, so that the annotated fn's future stays small (an allocation on
+/// the failure path only).
 #[derive(Debug)]
 pub(crate) struct CallState<K> {
-    /// When the call started, for a policy with a deadline.
-    pub(crate) started: Option<Instant>,
     previous_delay: Duration,
     call_id: u64,
     pub(crate) span: Span,
@@ -101,7 +104,6 @@ pub(crate) struct CallState<K> {
 impl<K: Default> CallState<K> {
     fn new() -> Self {
         CallState {
-            started: None,
             previous_delay: Duration::ZERO,
             call_id: 0,
             span: Span::none(),
@@ -113,7 +115,7 @@ impl<K: Default> CallState<K> {
     }
 }
 
-impl<L: PermitSlot> Call<L> {
+impl<L: PermitSlot, S: StartTime> Call<L, S> {
     /// Runs `f` (a poll of the attempt's body, or a blocking attempt) in the call's span, if a
     /// failure opened one, and with the attempt in scope for `stormguard::attempt()`.
     #[inline]
@@ -122,55 +124,48 @@ impl<L: PermitSlot> Call<L> {
         self.scope.enter(f)
     }
 
-    /// Starts a call at `site`, whose policy has no `deadline`. Reads no clock.
+    /// Starts a call at `site`. With `S` = [`Started`] (the macro's choice for a policy with a
+    /// `deadline`) it reads the clock, which the deadline counts from; with `()` it reads none
+    /// and stores no start time.
     #[inline]
     pub fn start(site: &'static Site) -> Self {
-        debug_assert!(
-            site.policy().deadline.is_none(),
-            "a policy with a deadline starts with Call::start_with_deadline"
+        debug_assert_eq!(
+            site.policy().deadline().is_some(),
+            S::KEPT,
+            "a policy with a deadline starts a Call<_, Started>, one without a Call<_, ()>"
         );
         site.ensure_registered();
         Call {
             site,
             scope: AttemptScope::new(0),
             state: ManuallyDrop::new(None),
+            started: S::now(),
             held: L::default(),
         }
     }
 
-    /// Starts a call at `site`, whose policy has a `deadline`: reads the clock, which the
-    /// deadline counts from. (The macro picks this or [`Call::start`] at compile time, so
-    /// that a call without a deadline neither branches on it nor stores a start time.)
+    /// Time since the call started (a call with a `deadline`).
     #[inline]
-    pub fn start_with_deadline(site: &'static Site) -> Self {
-        site.ensure_registered();
-        Call {
-            site,
-            scope: AttemptScope::new(0),
-            state: ManuallyDrop::new(Some(CallState {
-                started: Some(Instant::now()),
-                ..CallState::new()
-            })),
-            held: L::default(),
-        }
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.started.elapsed()
     }
 
     /// The rest of the call's state, built on first use.
     #[inline]
     pub(crate) fn state(&mut self) -> &mut CallState<L::Kept> {
-        self.state.get_or_insert_with(CallState::new)
+        self.state.get_or_insert_with(|| Box::new(CallState::new()))
     }
 
     /// The next attempt, for a policy without `timeout`, `deadline` or `breaker`.
     #[inline]
-    pub fn attempt<F: Future>(&mut self, body: F) -> Attempt<'_, F, L> {
+    pub fn attempt<F: Future>(&mut self, body: F) -> Attempt<'_, F, L, S> {
         self.scope.next();
         Attempt { call: self, body }
     }
 
     /// The body of an attempt [`Call::admit`] admitted (and counted).
     #[inline]
-    pub fn admitted_attempt<F: Future>(&mut self, body: F) -> Attempt<'_, F, L> {
+    pub fn admitted_attempt<F: Future>(&mut self, body: F) -> Attempt<'_, F, L, S> {
         Attempt { call: self, body }
     }
 
@@ -182,8 +177,8 @@ impl<L: PermitSlot> Call<L> {
     }
 
     /// Sleeps on tokio's clock before the next attempt.
-    pub fn sleep(&self, delay: Duration) -> Timer {
-        Timer::new(delay)
+    pub fn sleep(&self, delay: Duration) -> RetrySleep {
+        RetrySleep::new(delay)
     }
 
     /// Sleeps the thread before the next attempt of a blocking fn; warns once per call site
@@ -199,10 +194,10 @@ impl<L: PermitSlot> Call<L> {
         let policy = self.site.policy();
         Fields {
             op: self.site.op(),
-            upstream: policy.breaker.unwrap_or(self.site.op()),
+            upstream: policy.breaker().unwrap_or(self.site.op()),
             call_id: self.call_id(),
             attempt: self.scope.number,
-            max_attempts: policy.attempts,
+            max_attempts: policy.attempts(),
         }
     }
 
@@ -212,7 +207,7 @@ impl<L: PermitSlot> Call<L> {
         let state = self.state();
         if state.call_id == 0 {
             state.call_id = log::next_call_id();
-            state.span = log::call_span(site.op(), site.policy().breaker, state.call_id);
+            state.span = log::call_span(site.op(), site.policy().breaker(), state.call_id);
         }
         state.call_id
     }
@@ -292,7 +287,7 @@ impl<L: PermitSlot> Call<L> {
                 counters.rejection();
                 export::rejection(
                     op,
-                    self.site.policy().breaker.unwrap_or(""),
+                    self.site.policy().breaker().unwrap_or(""),
                     self.scope.number,
                 );
             }
@@ -348,22 +343,22 @@ impl<L: PermitSlot> Call<L> {
         if timed_out == Some(true) {
             return Err(GiveUpReason::Deadline);
         }
-        if self.scope.number >= policy.attempts {
+        if self.scope.number >= policy.attempts() {
             return Err(GiveUpReason::AttemptsExhausted);
         }
         let backoff = delay_before_retry(policy, self.scope.number);
         let mut delay = jittered(policy, backoff, self.state().previous_delay, random_unit());
         if let Some(hint) = retry_after.retry_after(error) {
-            if hint > policy.max {
+            if hint > policy.max() {
                 return Err(GiveUpReason::RetryAfterTooLong);
             }
             delay = delay.max(hint);
         }
-        if let (Some(deadline), Some(started)) = (policy.deadline, self.state().started) {
+        if let Some(deadline) = policy.deadline() {
             // Room for the sleep and for an attempt after it (the timer's millisecond
             // granularity can round a sleep up).
             let attempt_room = Duration::from_millis(1);
-            if started
+            if self
                 .elapsed()
                 .saturating_add(delay)
                 .saturating_add(attempt_room)

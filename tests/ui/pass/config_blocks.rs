@@ -38,16 +38,16 @@ async fn charge(cents: u64) -> Result<u64, Declined> {
 async fn main() {
     assert_eq!(charge(100).await, Ok(100));
     let payments = stormguard::breaker("payments");
-    assert_eq!(payments.config().consecutive_failures, Some(5));
+    assert_eq!(payments.config().consecutive_failures(), Some(5));
     assert_eq!(
-        payments.config().open_for,
+        payments.config().open_for(),
         std::time::Duration::from_secs(30)
     );
-    assert_eq!(stormguard::breaker("search").config().half_open_probes, 2);
+    assert_eq!(stormguard::breaker("search").config().half_open_probes(), 2);
     assert_eq!(
-        stormguard::breaker("ledger").config().window,
+        stormguard::breaker("ledger").config().window(),
         stormguard::Window::Calls(100)
     );
-    assert_eq!(stormguard::breaker("type").config().failure_rate, 1.0);
+    assert_eq!(stormguard::breaker("type").config().failure_rate(), 1.0);
     assert!(stormguard::undeclared_breakers().is_empty());
 }
