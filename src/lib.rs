@@ -120,19 +120,47 @@
 ///
 /// # What it expands to
 ///
-/// The fn keeps its signature; its body becomes a `static` call site and a loop:
+/// The fn keeps its signature; its body becomes a `static` call site whose policy names only
+/// the keys written, and a loop that runs the body once per attempt and asks the runtime what
+/// next. `#[retry] async fn fetch(x: u32) -> Result<u32, E> { Ok(x) }`, as `cargo expand`
+/// shows it:
 ///
 /// ```text
-/// static __STORMGUARD_SITE: Site = Site::new(Policy { attempts: 3, … }, "crate::module::fetch");
-/// let mut call = Call::start(&__STORMGUARD_SITE);
-/// loop {
-///     let result: Result<T, E> = call.attempt(async { /* the body, as written */ }).await;
-///     match call.judge(result, /* error formatter */, &when, &retry_after) {
-///         Verdict::Return(r) => return r,
-///         Verdict::Retry(delay) => call.sleep(delay).await,
+/// pub async fn fetch(x: u32) -> Result<u32, E> {
+///     use ::stormguard::__private::{self as __stormguard, formatter::*};
+///     static __STORMGUARD_SITE: __stormguard::Site =
+///         __stormguard::Site::new(__stormguard::Policy::DEFAULT, "my_crate::fetch");
+///     let mut __stormguard_call = __stormguard::Call::<(), ()>::start(&__STORMGUARD_SITE);
+///     loop {
+///         let __stormguard_delay = {
+///             let __stormguard_result = __stormguard_call
+///                 .attempt::<Result<u32, E>, _>(async {
+///                     if false {
+///                         return __stormguard::unreachable_output::<Result<u32, E>>();
+///                     }
+///                     Ok(x)
+///                 })
+///                 .await;
+///             let format =
+///                 (&&&__stormguard::ErrorType::of(&__stormguard_result)).__stormguard_formatter();
+///             match __stormguard_call.after_attempt(
+///                 __stormguard_result,
+///                 format,
+///                 &__stormguard::every_error,
+///                 &__stormguard::no_hint,
+///             ) {
+///                 __stormguard::Verdict::Return(__stormguard_return) => return __stormguard_return,
+///                 __stormguard::Verdict::Retry(__stormguard_delay) => __stormguard_delay,
+///             }
+///         };
+///         __stormguard_call.sleep(__stormguard_delay).await;
 ///     }
 /// }
 /// ```
+///
+/// `timeout` and `deadline` make the attempt `guarded_attempt` (and the call
+/// `Call::<_, Started>`, which keeps its start time); `breaker` asks `admit()` first; a
+/// blocking fn runs `attempt_blocking(|| …)` and `sleep_blocking`.
 pub use retry_macros::retry;
 
 /// Declares named circuit breakers, once, in a config module of your crate (no init call).
@@ -190,32 +218,29 @@ pub mod __private {
     pub use core::option::Option::{self, None, Some};
     pub use core::result::Result::{Err, Ok};
     pub use core::time::Duration;
+    pub use retry_runtime::__private::describe::ErrorType;
+
+    /// The error formatter's traits, glob-imported by generated code: only these names, none
+    /// a user's body could mean.
+    pub mod formatter {
+        pub use retry_runtime::__private::describe::{
+            ViaDebug as __StormguardViaDebug, ViaDisplay as __StormguardViaDisplay,
+            ViaTypeName as __StormguardViaTypeName,
+        };
+    }
     pub use retry_runtime::__private::{
-        describe, every_error, linkme, no_hint, BreakerSlot, Call, Site, Started, Verdict,
+        every_error, linkme, no_hint, BreakerSlot, Call, ReturnsResult, Site, Started, Verdict,
         DECLARED_BREAKERS, DECLARED_BUDGETS,
     };
     pub use retry_runtime::{
         Backoff, Breaker, BreakerConfig, Budget, BudgetConfig, Jitter, Policy, Window,
     };
 
-    /// Only names the type `R` for inference; never called.
+    /// Only names the type `R`, so that the attempt's body is checked against it; never called.
     #[inline(always)]
     pub fn unreachable_output<R>() -> R {
         unreachable!("stormguard: this branch only pins the attempt's output type")
     }
-
-    /// Compile-time check that the fn returns a `Result`.
-    #[inline(always)]
-    pub fn returns_result<R: ReturnsResult>(_: &R) {}
-
-    /// Implemented by `Result<T, E>` (and so by every alias of it).
-    #[diagnostic::on_unimplemented(
-        message = "#[retry] needs a fn that returns `Result<T, E>`, not `{Self}`",
-        label = "not a `Result`",
-        note = "return `Result<T, E>` (or an alias such as `io::Result<T>`) and put the failure in `Err`: the error decides whether to retry"
-    )]
-    pub trait ReturnsResult {}
-    impl<T, E> ReturnsResult for Result<T, E> {}
 }
 
 #[cfg(doctest)]

@@ -10,10 +10,12 @@ use syn::Ident;
 
 /// The annotated fn, rewritten.
 pub fn expand(plan: &Plan, item: &RetryFn) -> TokenStream {
-    let private = match &plan.krate {
-        Some(path) => quote!(#path::__private),
-        None => quote!(::stormguard::__private),
+    let facade = match &plan.krate {
+        Some(path) => quote!(#path),
+        None => quote!(::stormguard),
     };
+    // Everything generated names goes through one short local alias of the hidden path.
+    let private = quote!(__stormguard);
     let ident = |name: &str| Ident::new(name, Span::mixed_site());
     let (call, result, delay, returned) = (
         ident("__stormguard_call"),
@@ -31,13 +33,12 @@ pub fn expand(plan: &Plan, item: &RetryFn) -> TokenStream {
         Some(hint) => quote_spanned!(syn::spanned::Spanned::span(hint)=> &#hint),
         None => quote!(&#private::no_hint),
     };
-    // Each attempt is the user's statements, unchanged, with the output pinned to the declared
-    // return type (so `?` and `return` end the attempt, and a type error shows once, at the
-    // user's expression). The block carries the body's span, so that a value the body moves
-    // is reported in the user's code.
+    // Each attempt is the user's statements, unchanged, as an async block whose output is
+    // pinned to the declared return type by a `return` that never runs (so `?` and `return`
+    // end the attempt, and a type error shows once, at the user's expression). The block carries the body's
+    // span, so that a value the body moves is reported in the user's code.
     let stmts = item.statements();
-    let body_span = item.body.span();
-    let body = quote_spanned! {body_span=>
+    let body = quote_spanned! {item.body.span()=>
         async {
             if false {
                 return #private::unreachable_output::<#ret>();
@@ -45,20 +46,22 @@ pub fn expand(plan: &Plan, item: &RetryFn) -> TokenStream {
             #stmts
         }
     };
+    // The return type, at its own span: a fn that does not return a `Result` is told so there.
+    let ret_at = quote_spanned!(syn::spanned::Spanned::span(&plan.ret)=> #ret);
     // A guarded attempt needs `E: From<GuardError>`: its call is located on the fn's error
     // type, so that a missing impl is reported once, there.
     let at = Span::mixed_site().located_at(plan.error_span);
     let call_at = Ident::new("__stormguard_call", at);
     let attempt = match plan.mode {
-        Mode::Plain => quote!(#call.attempt(#body).await),
+        Mode::Plain => quote!(#call.attempt::<#ret_at, _>(#body).await),
         Mode::BreakerOnly => quote_spanned! {at=>
             match #call_at.admit() {
-                #private::Ok(()) => #call_at.admitted_attempt(#body).await,
+                #private::Ok(()) => #call_at.admitted_attempt::<#ret_at, _>(#body).await,
                 #private::Err(retry_in) => #call_at.refused_attempt(retry_in),
             }
         },
         Mode::Guarded => quote_spanned!(at=> #call_at.guarded_attempt(#body).await),
-        Mode::Blocking => quote!(#call.attempt_blocking(|| -> #ret { #stmts })),
+        Mode::Blocking => quote!(#call.attempt_blocking::<#ret_at>(|| -> #ret { #stmts })),
         Mode::BlockingGuarded => {
             quote_spanned!(at=> #call_at.guarded_attempt_blocking(|| -> #ret { #stmts }))
         }
@@ -79,24 +82,19 @@ pub fn expand(plan: &Plan, item: &RetryFn) -> TokenStream {
         None => quote!(()),
     };
     let site = site(plan, item, &private);
-    // Checked on the attempt's value, so that an erased `impl Trait` is inferred from it.
-    let ret_span = Span::mixed_site().located_at(syn::spanned::Spanned::span(&plan.ret));
-    let result_at = Ident::new("__stormguard_result", ret_span);
-    let ret_check = quote_spanned!(ret_span=> #private::returns_result(&#result_at););
     let attrs = &item.attrs;
     let vis = &item.vis;
     let sig = &item.sig;
     quote! {
         #(#attrs)*
         #vis #sig {
-            use #private::describe::{ViaDebug as _, ViaDisplay as _, ViaTypeName as _};
+            use #facade::__private::{self as __stormguard, formatter::*};
             #site
             let mut #call = #private::Call::<#slot, #started>::start(&__STORMGUARD_SITE);
             loop {
                 let #delay = {
-                    let #result: #ret = #attempt;
-                    #ret_check
-                    let format = (&&&#private::describe::ErrorType::of(&#result)).__stormguard_formatter();
+                    let #result = #attempt;
+                    let format = (&&&#private::ErrorType::of(&#result)).__stormguard_formatter();
                     match #call.after_attempt(#result, format, #when, #retry_after) {
                         #private::Verdict::Return(#returned) => return #returned,
                         #private::Verdict::Retry(#delay) => #delay,

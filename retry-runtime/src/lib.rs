@@ -50,7 +50,7 @@ pub mod __private {
     pub use crate::budget::{Refusal, RetrySlot};
     pub use crate::call::{
         every_error, no_hint, Attempt, BreakerSlot, Call, ErrorSlot, Guarded, PermitSlot,
-        RetryHint, RetrySleep, StartTime, Started, Timer, Transient, Verdict,
+        RetryHint, RetrySleep, ReturnsResult, StartTime, Started, Timer, Transient, Verdict,
     };
     pub use crate::clock::{now_nanos, origin};
     pub use crate::counters::OpCounters;

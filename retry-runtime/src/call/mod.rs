@@ -3,12 +3,14 @@
 
 mod attempt;
 mod guarded;
+mod output;
 mod slot;
 mod start;
 mod when;
 
 pub use attempt::{Attempt, RetrySleep, Timer};
 pub use guarded::Guarded;
+pub use output::ReturnsResult;
 pub use slot::{BreakerSlot, ErrorSlot, PermitSlot};
 pub use start::{StartTime, Started};
 pub use when::{every_error, no_hint, RetryHint, Transient};
@@ -158,20 +160,26 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
 
     /// The next attempt, for a policy without `timeout`, `deadline` or `breaker`.
     #[inline]
-    pub fn attempt<F: Future>(&mut self, body: F) -> Attempt<'_, F, L, S> {
+    pub fn attempt<R: ReturnsResult, F: Future<Output = R>>(
+        &mut self,
+        body: F,
+    ) -> Attempt<'_, F, L, S> {
         self.scope.next();
         Attempt { call: self, body }
     }
 
     /// The body of an attempt [`Call::admit`] admitted (and counted).
     #[inline]
-    pub fn admitted_attempt<F: Future>(&mut self, body: F) -> Attempt<'_, F, L, S> {
+    pub fn admitted_attempt<R: ReturnsResult, F: Future<Output = R>>(
+        &mut self,
+        body: F,
+    ) -> Attempt<'_, F, L, S> {
         Attempt { call: self, body }
     }
 
     /// The next attempt of a blocking fn.
     #[inline]
-    pub fn attempt_blocking<R>(&mut self, body: impl FnOnce() -> R) -> R {
+    pub fn attempt_blocking<R: ReturnsResult>(&mut self, body: impl FnOnce() -> R) -> R {
         self.scope.next();
         self.in_attempt(body)
     }
