@@ -1,6 +1,7 @@
 //! What `#[retry]` costs next to the plain call and next to the peers (backon, tokio-retry),
 //! in one criterion run. Groups: `success` (a body that returns at once), `success_1us` and
 //! `ratio_1us` (a ~1 µs body; the ratio lines are paired against the plain call),
+//! `not_inlined` (the instant body with every fn `#[inline(never)]`, as a user's call is),
 //! `yield_once` (an attempt pending on its first poll: `timeout` arms its timer), `clock`,
 //! `fail_twice` (the retry path, paused clock), `contention` and `contention_fail_once`
 //! (many tasks on two workers through one named breaker and budget).
@@ -72,50 +73,59 @@ fn spin(x: u64) -> u64 {
 
 /// The same fn, plain and under each option and each peer, with the body `$work`.
 macro_rules! variants {
-    ($module:ident, $work:path) => {
+    ($module:ident, $work:path $(, #[$attr:meta])*) => {
         mod $module {
             use super::*;
 
+            $(#[$attr])*
             pub async fn plain(x: u64) -> Result<u64, E> {
                 Ok($work(x))
             }
 
             #[retry]
+            $(#[$attr])*
             pub async fn defaults(x: u64) -> Result<u64, E> {
                 Ok($work(x))
             }
 
             #[retry(breaker = "bench")]
+            $(#[$attr])*
             pub async fn breaker(x: u64) -> Result<u64, E> {
                 Ok($work(x))
             }
 
             #[retry(breaker = "bench_rate")]
+            $(#[$attr])*
             pub async fn breaker_rate(x: u64) -> Result<u64, E> {
                 Ok($work(x))
             }
 
             #[retry(breaker = "bench_calls")]
+            $(#[$attr])*
             pub async fn breaker_calls(x: u64) -> Result<u64, E> {
                 Ok($work(x))
             }
 
             #[retry(budget = "bench-budget")]
+            $(#[$attr])*
             pub async fn budget(x: u64) -> Result<u64, E> {
                 Ok($work(x))
             }
 
             #[retry(breaker = "bench", budget = "bench-budget")]
+            $(#[$attr])*
             pub async fn breaker_and_budget(x: u64) -> Result<u64, E> {
                 Ok($work(x))
             }
 
             #[retry(timeout = "1s")]
+            $(#[$attr])*
             pub async fn timeout(x: u64) -> Result<u64, E> {
                 Ok($work(x))
             }
 
             /// tokio's own timeout, for comparison: it reads the clock up front.
+            $(#[$attr])*
             pub async fn tokio_timeout(x: u64) -> Result<u64, E> {
                 match tokio::time::timeout(Duration::from_secs(1), plain(x)).await {
                     Ok(r) => r,
@@ -123,10 +133,12 @@ macro_rules! variants {
                 }
             }
 
+            $(#[$attr])*
             pub async fn backon(x: u64) -> Result<u64, E> {
                 (|| plain(x)).retry(ExponentialBuilder::default()).await
             }
 
+            $(#[$attr])*
             pub async fn tokio_retry(x: u64) -> Result<u64, E> {
                 let strategy = ExponentialBackoff::from_millis(100)
                     .max_delay(Duration::from_secs(2))
@@ -139,6 +151,8 @@ macro_rules! variants {
 
 variants!(now, super::instant);
 variants!(micro, super::spin);
+// As a user's crate sees them: an annotated fn is rarely inlined into its caller.
+variants!(not_inlined, super::instant, #[inline(never)]);
 
 /// A body that yields once before answering, so that the attempt is pending on its first
 /// poll: `timeout` must then arm its timer.
@@ -409,6 +423,21 @@ fn success(c: &mut Criterion) {
     bench_seq!(g, rt, "tokio_timeout", now::tokio_timeout);
     bench_seq!(g, rt, "backon", now::backon);
     bench_seq!(g, rt, "tokio_retry", now::tokio_retry);
+    g.finish();
+
+    // The same fns, none inlined into the loop (as a user's call usually is not).
+    let mut g = c.benchmark_group("not_inlined");
+    bench_seq!(g, rt, "plain", not_inlined::plain);
+    bench_seq!(g, rt, "defaults", not_inlined::defaults);
+    bench_seq!(g, rt, "breaker", not_inlined::breaker);
+    bench_seq!(g, rt, "breaker_rate", not_inlined::breaker_rate);
+    bench_seq!(g, rt, "breaker_calls", not_inlined::breaker_calls);
+    bench_seq!(g, rt, "budget", not_inlined::budget);
+    bench_seq!(g, rt, "breaker_and_budget", not_inlined::breaker_and_budget);
+    bench_seq!(g, rt, "timeout", not_inlined::timeout);
+    bench_seq!(g, rt, "tokio_timeout", not_inlined::tokio_timeout);
+    bench_seq!(g, rt, "backon", not_inlined::backon);
+    bench_seq!(g, rt, "tokio_retry", not_inlined::tokio_retry);
     g.finish();
 
     // What the ~1 µs body costs on its own (a separately timed line: noisy on a busy machine).
