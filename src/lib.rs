@@ -184,22 +184,22 @@ pub use retry_macros::breakers;
 pub use retry_macros::budgets;
 
 pub use retry_runtime::{
-    attempt, set_retry_success_alert, stats, undeclared_breakers, Backoff, Breaker, BreakerConfig,
-    BreakerCounts, BreakerState, BreakerStats, Budget, BudgetConfig, BudgetStats, GiveUpReason,
-    GiveUps, GuardError, Jitter, OpStats, Permit, Policy, Stats, Window,
+    attempt, set_retry_success_alert, stats, undeclared_breakers, undeclared_budgets, Backoff,
+    Breaker, BreakerConfig, BreakerCounts, BreakerState, BreakerStats, Budget, BudgetConfig,
+    BudgetStats, GiveUpReason, GiveUps, GuardError, Jitter, OpStats, Permit, Policy, Stats, Window,
 };
 
 /// The circuit breaker called `name`: the one declared in a [`breakers!`] block, else the one
-/// a call site created with the defaults, else a new one with the defaults (and a warning).
+/// a call site uses with the defaults. A name that no block declares and no call site uses
+/// gets one inert closed breaker that nothing else uses (and one warning per process): a
+/// lookup never grows memory, and [`undeclared_breakers`] lists only the names call sites use.
 ///
 /// ```
-/// assert_eq!(stormguard::breaker("docs-handle").state(), stormguard::BreakerState::Closed);
+/// stormguard::breakers! { docs_handle { consecutive_failures: 3 } }
+/// assert_eq!(stormguard::breaker("docs_handle").state(), stormguard::BreakerState::Closed);
 /// ```
 pub fn breaker(name: &str) -> &'static Breaker {
-    match retry_runtime::find_breaker(name) {
-        Some(b) => b,
-        None => retry_runtime::__private::breaker(Box::leak(name.to_owned().into_boxed_str())),
-    }
+    retry_runtime::__private::breaker_by_name(name)
 }
 
 /// Seeds the jitter generator of the current thread, so that a simulation or a test on a
@@ -230,7 +230,7 @@ pub mod __private {
     }
     pub use retry_runtime::__private::{
         every_error, linkme, no_hint, BreakerSlot, Call, ReturnsResult, Site, Started, Verdict,
-        DECLARED_BREAKERS, DECLARED_BUDGETS,
+        CALL_SITES, DECLARED_BREAKERS, DECLARED_BUDGETS,
     };
     pub use retry_runtime::{
         Backoff, Breaker, BreakerConfig, Budget, BudgetConfig, Jitter, Policy, Window,

@@ -160,3 +160,26 @@ async fn a_retry_that_succeeds_gives_its_token_back() {
     assert_eq!(budget.tokens, 2.0);
     assert_eq!(budget.refused, 0);
 }
+
+#[retry(
+    attempts = 2,
+    base = "1ms",
+    max = "1ms",
+    budget = "budget-name-nobody-declares"
+)]
+async fn with_a_budget_typo() -> Result<(), Down> {
+    Ok(())
+}
+
+/// Issue 12 item 16: a typo in `budget = "…"` warns once, as an undeclared breaker does.
+#[tokio::test(start_paused = true)]
+async fn an_undeclared_budget_name_warns_once_and_is_listed() {
+    let rec = Recorder::default();
+    let _guard = rec.install();
+    with_a_budget_typo().await.unwrap();
+    with_a_budget_typo().await.unwrap();
+    let warnings = rec.with("budget", "budget-name-nobody-declares");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].level, tracing::Level::WARN);
+    assert!(stormguard::undeclared_budgets().contains(&"budget-name-nobody-declares"));
+}

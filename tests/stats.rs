@@ -98,6 +98,45 @@ async fn a_falling_retry_success_rate_warns_once_per_window() {
     assert_eq!(again, 2);
 }
 
+#[retry(
+    attempts = 2,
+    base = "1ms",
+    name = "stats.shared_op",
+    budget = "stats_alert"
+)]
+async fn shared_op_here() -> Result<(), Down> {
+    Err(Down)
+}
+
+#[retry(
+    attempts = 2,
+    base = "1ms",
+    name = "stats.shared_op",
+    budget = "stats_alert"
+)]
+async fn shared_op_there() -> Result<(), Down> {
+    Err(Down)
+}
+
+/// Issue 12 item 9: the alert is judged per operation, not per call site: two sites sharing a
+/// `name`, 15 failed retried calls each, pass the alert's minimum of 20 together.
+#[tokio::test(start_paused = true)]
+async fn the_alert_judges_an_operation_across_its_call_sites() {
+    stormguard::set_retry_success_alert(0.95, Duration::from_secs(60), 10);
+    let rec = Recorder::default();
+    let _guard = rec.install();
+    for _ in 0..15 {
+        let _ = shared_op_here().await;
+        let _ = shared_op_there().await;
+    }
+    let alerts = rec
+        .with("op", "stats.shared_op")
+        .into_iter()
+        .filter(|e| e.get("retry_success_rate").is_some())
+        .count();
+    assert_eq!(alerts, 1, "one operation, one window, one alert");
+}
+
 #[cfg(feature = "serde")]
 #[tokio::test(start_paused = true)]
 async fn the_snapshot_serializes() {

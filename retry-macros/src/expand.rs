@@ -172,7 +172,10 @@ fn site(plan: &Plan, item: &RetryFn, private: &TokenStream) -> TokenStream {
             quote!(::core::concat!(::core::module_path!(), "::", #ident))
         }
     };
+    // Collected at link time, so that the program's call sites are known at start-up.
     quote! {
+        #[#private::linkme::distributed_slice(#private::CALL_SITES)]
+        #[linkme(crate = #private::linkme)]
         static __STORMGUARD_SITE: #private::Site =
             #private::Site::new(#private::Policy::DEFAULT #(.#with)*, #op);
     }

@@ -2,7 +2,9 @@
 //! when the share of retried calls that end in success falls below a threshold (default 95%).
 
 use crate::clock;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+use std::sync::Mutex;
 use std::time::Duration;
 
 static THRESHOLD_PERMILLE: AtomicU32 = AtomicU32::new(950);
@@ -29,7 +31,18 @@ pub fn set_retry_success_alert(threshold: f64, window: Duration, min_retried_cal
     MIN_RETRIED_CALLS.store(min_retried_calls.max(1), Relaxed);
 }
 
-/// The alert's state for one call site. Touched only when a call that retried finishes.
+/// The alert window of operation `op`, shared by every call site of that name (created on the
+/// first retried call's end: a cold path).
+pub(crate) fn window(op: &'static str) -> &'static AlertWindow {
+    static WINDOWS: Mutex<Option<HashMap<&'static str, &'static AlertWindow>>> = Mutex::new(None);
+    let mut windows = WINDOWS.lock().unwrap_or_else(|p| p.into_inner());
+    windows
+        .get_or_insert_with(HashMap::new)
+        .entry(op)
+        .or_insert_with(|| Box::leak(Box::new(AlertWindow::new())))
+}
+
+/// The alert's state for one operation. Touched only when a call that retried finishes.
 #[derive(Debug)]
 pub struct AlertWindow {
     start: AtomicU64,

@@ -37,6 +37,11 @@ impl OpCounters {
         }
     }
 
+    /// True once a call finished its first attempt.
+    pub(crate) fn ran(&self) -> bool {
+        self.first_try_successes.load(Relaxed) != 0 || self.first_failures.load(Relaxed) != 0
+    }
+
     #[inline]
     pub(crate) fn success(&self, attempt: u32) {
         if attempt <= 1 {

@@ -38,8 +38,9 @@ pub use budget::{Budget, BudgetConfig};
 pub use error::GuardError;
 pub use give_up::GiveUpReason;
 pub use policy::{Backoff, Jitter, Policy};
-pub use registry::{find_breaker, undeclared_breakers};
+pub use registry::find_breaker;
 pub use scope::attempt;
+pub use site::{undeclared_breakers, undeclared_budgets};
 pub use stats::{stats, BreakerStats, BudgetStats, GiveUps, OpStats, Stats};
 
 /// What the code `#[retry]`, `breakers!` and `budgets!` generate calls, and what this
@@ -58,7 +59,7 @@ pub mod __private {
     pub use crate::jitter::{jittered, random_unit, seed as seed_jitter};
     pub use crate::registry::{breaker, budget, DECLARED_BREAKERS, DECLARED_BUDGETS};
     pub use crate::scope::AttemptScope;
-    pub use crate::site::Site;
+    pub use crate::site::{breaker_by_name, Site, CALL_SITES};
     pub use linkme;
 
     /// How an error reaches the logs' `error` field (autoref dispatch at the call site).

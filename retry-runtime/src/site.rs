@@ -1,21 +1,87 @@
 //! One `#[retry]` call site: its `static` policy, operation name, counters and own budget,
 //! the breaker and named budget it resolves once, on first use, and the list of every site.
 
-use crate::alert::AlertWindow;
-use crate::breaker::Breaker;
+use crate::alert::{self, AlertWindow};
+use crate::breaker::{Breaker, BreakerConfig};
 use crate::budget::{Budget, BudgetConfig};
 use crate::counters::OpCounters;
 use crate::policy::Policy;
 use crate::registry;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
-/// Every call site that has run at least once.
-static SITES: Mutex<Vec<&'static Site>> = Mutex::new(Vec::new());
+/// Every `#[retry]` call site of the program, in any crate (collected at link time, so that
+/// the names they use are known at start-up, before any call).
+#[linkme::distributed_slice]
+pub static CALL_SITES: [Site];
 
-/// Every call site that has run at least once.
-pub fn sites() -> Vec<&'static Site> {
-    SITES.lock().unwrap_or_else(|p| p.into_inner()).clone()
+/// Every call site of the program.
+pub fn sites() -> &'static [Site] {
+    &CALL_SITES
+}
+
+/// Names that call sites give as `breaker = "…"` but no `breakers!` block declares, sorted,
+/// each once: a start-up check (or a test) can assert this is empty to catch a typo.
+///
+/// ```
+/// assert!(retry_runtime::undeclared_breakers().is_empty());
+/// ```
+pub fn undeclared_breakers() -> Vec<&'static str> {
+    undeclared(|p| p.breaker(), registry::is_declared_breaker)
+}
+
+/// Names that call sites give as `budget = "…"` but no `budgets!` block declares, sorted,
+/// each once (a budget named after a breaker needs no declaration).
+///
+/// ```
+/// assert!(retry_runtime::undeclared_budgets().is_empty());
+/// ```
+pub fn undeclared_budgets() -> Vec<&'static str> {
+    undeclared(|p| p.budget(), registry::is_declared_budget)
+}
+
+/// The breaker called `name`, for code that has the name only at run time: the declared one,
+/// else the one a call site uses (created with the defaults if no call ran yet), else, for a
+/// name that no block declares and no call site uses, one inert breaker with the defaults
+/// that nothing else uses (with one warning per process): a lookup never grows memory.
+pub fn breaker_by_name(name: &str) -> &'static Breaker {
+    if let Some(found) = registry::find_breaker(name) {
+        return found;
+    }
+    let used = CALL_SITES
+        .iter()
+        .filter_map(|site| site.policy.breaker())
+        .find(|used| *used == name);
+    if let Some(used) = used {
+        return registry::breaker(used);
+    }
+    static UNKNOWN: OnceLock<&'static Breaker> = OnceLock::new();
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    let inert = *UNKNOWN
+        .get_or_init(|| Box::leak(Box::new(Breaker::new("<unknown>", BreakerConfig::DEFAULT))));
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            target: crate::log::TARGET,
+            breaker = name,
+            "no `stormguard::breakers!` block declares a circuit breaker `{name}` and no call site uses one: \
+             `stormguard::breaker(\"{name}\")` returns an inert closed breaker (a typo?)"
+        );
+    }
+    inert
+}
+
+fn undeclared(
+    name: impl Fn(&Policy) -> Option<&'static str>,
+    declared: impl Fn(&str) -> bool,
+) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = CALL_SITES
+        .iter()
+        .filter_map(|site| name(&site.policy))
+        .filter(|n| !declared(n))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
 }
 
 /// The `static` that `#[retry]` emits inside each annotated fn.
@@ -33,9 +99,9 @@ pub struct Site {
     own_budget: Budget,
     budget: OnceLock<&'static Budget>,
     breaker: OnceLock<Option<&'static Breaker>>,
-    registered: AtomicBool,
     warned_blocking: AtomicBool,
-    alert: AlertWindow,
+    /// The retry-success alert of this site's operation (shared by every site of the op).
+    alert: OnceLock<&'static AlertWindow>,
     #[cfg(feature = "metrics")]
     metrics: OnceLock<crate::export::SiteMetrics>,
 }
@@ -50,9 +116,8 @@ impl Site {
             own_budget: Budget::new("", BudgetConfig::DEFAULT),
             budget: OnceLock::new(),
             breaker: OnceLock::new(),
-            registered: AtomicBool::new(false),
             warned_blocking: AtomicBool::new(false),
-            alert: AlertWindow::new(),
+            alert: OnceLock::new(),
             #[cfg(feature = "metrics")]
             metrics: OnceLock::new(),
         }
@@ -80,13 +145,13 @@ impl Site {
             .get_or_init(|| crate::export::SiteMetrics::new(self.op))
             .success(attempt);
         if attempt > 1 {
-            self.alert.record(self.op, true);
+            self.alert().record(self.op, true);
         }
     }
 
     /// A call that retried gave up.
     pub(crate) fn record_retried_give_up(&self) {
-        self.alert.record(self.op, false);
+        self.alert().record(self.op, false);
     }
 
     /// Its counters.
@@ -94,13 +159,9 @@ impl Site {
         &self.counters
     }
 
-    /// Registers the site for `stats()` on its first call (one load afterwards).
-    #[inline]
-    pub(crate) fn ensure_registered(&'static self) {
-        if !self.registered.load(Ordering::Relaxed) && !self.registered.swap(true, Ordering::AcqRel)
-        {
-            SITES.lock().unwrap_or_else(|p| p.into_inner()).push(self);
-        }
+    /// The alert window of this site's operation.
+    fn alert(&self) -> &'static AlertWindow {
+        self.alert.get_or_init(|| alert::window(self.op))
     }
 
     /// The budget this site's retries draw from.
@@ -108,7 +169,9 @@ impl Site {
     pub fn budget(&'static self) -> &'static Budget {
         match self.policy.budget_name() {
             None => &self.own_budget,
-            Some(name) => self.budget.get_or_init(|| registry::budget(name)),
+            Some(name) => self
+                .budget
+                .get_or_init(|| registry::budget(name, self.policy.budget().is_some())),
         }
     }
 

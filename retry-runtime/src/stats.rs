@@ -206,7 +206,8 @@ impl<'a> IntoIterator for &'a Stats {
 /// ```
 pub fn stats() -> Stats {
     let mut operations: Vec<OpStats> = Vec::new();
-    for site in site::sites() {
+    // Only the sites that ran (a call finished its first attempt) are listed.
+    for site in site::sites().iter().filter(|s| s.counters().ran()) {
         let op = site.op();
         let i = match operations.iter().position(|s| s.op == op) {
             Some(i) => i,

@@ -136,7 +136,6 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
             S::KEPT,
             "a policy with a deadline starts a Call<_, Started>, one without a Call<_, ()>"
         );
-        site.ensure_registered();
         Call {
             site,
             scope: AttemptScope::new(0),
