@@ -229,8 +229,8 @@ pub mod __private {
         };
     }
     pub use retry_runtime::__private::{
-        every_error, linkme, no_hint, BreakerSlot, Call, ReturnsResult, Site, Started, Verdict,
-        CALL_SITES, DECLARED_BREAKERS, DECLARED_BUDGETS,
+        every_error, linkme, no_hint, BreakerSlot, Call, ErrorKept, ReturnsResult, Site, Started,
+        StartedBlocking, Verdict, CALL_SITES, DECLARED_BREAKERS, DECLARED_BUDGETS,
     };
     pub use retry_runtime::{
         Backoff, Breaker, BreakerConfig, Budget, BudgetConfig, Jitter, Policy, Window,

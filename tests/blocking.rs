@@ -89,3 +89,32 @@ fn a_blocking_method_with_mut_self_retries() {
     let mut c = Counter { hits: 0 };
     assert_eq!(c.bump(), Ok(3));
 }
+
+#[retry(
+    attempts = 10,
+    base = "100ms",
+    max = "100ms",
+    jitter = "none",
+    deadline = "250ms"
+)]
+fn blocking_with_deadline_in_a_paused_runtime(calls: &AtomicU32) -> Result<(), Busy> {
+    calls.fetch_add(1, Ordering::SeqCst);
+    Err(Busy)
+}
+
+/// Issue 12 item 5: a blocking fn sleeps on std's clock, so its deadline counts on that clock
+/// too, also inside a runtime whose tokio clock is paused (where it never passed: 10 attempts
+/// where 3 were due).
+#[tokio::test(start_paused = true)]
+async fn a_blocking_deadline_counts_on_the_clock_its_sleeps_follow() {
+    let calls = AtomicU32::new(0);
+    assert_eq!(
+        blocking_with_deadline_in_a_paused_runtime(&calls),
+        Err(Busy)
+    );
+    let n = calls.load(Ordering::SeqCst);
+    assert!(
+        (2..=3).contains(&n),
+        "{n} attempts in a 250ms deadline with 100ms sleeps"
+    );
+}

@@ -19,6 +19,7 @@ stormguard::breakers! {
     deadline_edge { consecutive_failures: 10, open_for: "10s" }
     refund_edge { consecutive_failures: 2, open_for: "10s" }
     held_error { consecutive_failures: 10, open_for: "10s" }
+    stuck_probe { consecutive_failures: 1, open_for: "1s", probe_timeout: "10s" }
 }
 
 stormguard::budgets! {
@@ -319,4 +320,67 @@ async fn the_last_error_is_dropped_before_the_next_attempt_runs() {
     // attempt), but not into the next attempt: each of the 3 attempts finds the connection.
     assert!(takes_the_connection().await.is_err());
     assert_eq!(FOUND_FREE.load(Ordering::SeqCst), 3);
+}
+
+static STUCK_DOWN: AtomicBool = AtomicBool::new(true);
+static STUCK_HANG: AtomicBool = AtomicBool::new(false);
+#[retry(attempts = 1, breaker = "stuck_probe")]
+async fn stuck_probe_call() -> Result<(), ApiError> {
+    if STUCK_HANG.swap(false, Ordering::SeqCst) {
+        std::future::pending::<()>().await; // accepted, never answered, no `timeout`
+    }
+    if STUCK_DOWN.load(Ordering::SeqCst) {
+        Err(ApiError::Unavailable)
+    } else {
+        Ok(())
+    }
+}
+
+fn refused_for(r: Result<(), ApiError>) -> Duration {
+    match r {
+        Err(ApiError::Guard(GuardError::BreakerOpen { retry_in, .. })) => retry_in,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// Issue 12 item 3: a half-open probe that hangs on a fn without `timeout` held its slot
+/// forever (every later call failed fast "probing again in 0ns"). After `probe_timeout` the
+/// breaker opens again, and the next probe finds the recovered downstream.
+#[tokio::test(start_paused = true)]
+async fn a_probe_that_hangs_is_given_up_after_the_probe_timeout() {
+    assert!(stuck_probe_call().await.is_err());
+    assert_eq!(
+        stormguard::breaker("stuck_probe").state(),
+        BreakerState::Open
+    );
+    tokio::time::advance(Duration::from_secs(1)).await;
+    STUCK_DOWN.store(false, Ordering::SeqCst); // the downstream recovers...
+    STUCK_HANG.store(true, Ordering::SeqCst); // ...but the first probe's connection hangs
+    let hung = tokio::spawn(stuck_probe_call());
+    tokio::task::yield_now().await;
+    assert_eq!(
+        stormguard::breaker("stuck_probe").state(),
+        BreakerState::HalfOpen
+    );
+    let waiting = refused_for(stuck_probe_call().await);
+    assert!(
+        waiting > Duration::ZERO && waiting <= Duration::from_secs(10),
+        "{waiting:?}"
+    );
+
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let reopened = refused_for(stuck_probe_call().await);
+    assert!(reopened > Duration::ZERO, "never 0ns");
+    assert_eq!(
+        stormguard::breaker("stuck_probe").state(),
+        BreakerState::Open
+    );
+
+    tokio::time::advance(reopened).await;
+    assert_eq!(stuck_probe_call().await, Ok(()), "the next probe closes it");
+    assert_eq!(
+        stormguard::breaker("stuck_probe").state(),
+        BreakerState::Closed
+    );
+    hung.abort();
 }

@@ -283,3 +283,33 @@ async fn an_attempt_that_completes_at_once_is_not_delayed() {
     assert_eq!(instant().await, Ok(9));
     assert_eq!(start.elapsed(), Duration::ZERO);
 }
+
+#[retry(
+    attempts = 3,
+    base = "10ms",
+    max = "20ms",
+    jitter = "none",
+    deadline = "60ms"
+)]
+async fn down_with_a_deadline() -> Result<(), FetchError> {
+    Err(FetchError::Down)
+}
+
+/// Issue 12 item 1: when the wake-up after a backoff sleep comes at or past the deadline (a
+/// busy runtime, a paused VM), the call returns attempt 1's real error, not a
+/// `DeadlineExceeded` for an attempt that never ran.
+#[tokio::test(start_paused = true)]
+async fn a_late_wake_up_past_the_deadline_returns_the_last_real_error() {
+    let mut call = std::pin::pin!(down_with_a_deadline());
+    // Attempt 1 fails and the call sleeps; the timer fires only after the deadline passed.
+    assert!(futures_poll_once(call.as_mut()).is_pending());
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert_eq!(call.await, Err(FetchError::Down));
+}
+
+fn futures_poll_once<F: std::future::Future>(
+    f: std::pin::Pin<&mut F>,
+) -> std::task::Poll<F::Output> {
+    let waker = std::task::Waker::noop();
+    f.poll(&mut std::task::Context::from_waker(waker))
+}

@@ -27,6 +27,7 @@ impl Kind {
                 "open_for",
                 "open_max",
                 "half_open_probes",
+                "probe_timeout",
             ],
             Kind::Budgets => &["capacity", "ratio", "min_per_sec", "max_concurrent"],
         }
@@ -170,6 +171,7 @@ fn example(key: &str) -> &'static str {
         "open_for" => "`open_for: \"5s\"`",
         "open_max" => "`open_max: \"300s\"`",
         "half_open_probes" => "`half_open_probes: 1`",
+        "probe_timeout" => "`probe_timeout: \"10s\"`",
         "capacity" => "`capacity: 100`",
         "ratio" => "`ratio: 0.1`",
         "min_per_sec" => "`min_per_sec: 1`",
@@ -234,9 +236,13 @@ fn entry_tokens(
         }
         seen.push(k.clone());
         let value: syn::Result<(TokenStream, f64)> = match (kind, k.as_str()) {
-            (Kind::Breakers, "consecutive_failures") => count(key, lit, 1).map(|n| {
-                let n = Literal::u32_suffixed(n as u32);
-                (quote!(#p::Some(#n)), 0.0)
+            // 0 turns the rule off (the default opens after 10 failures in a row).
+            (Kind::Breakers, "consecutive_failures") => count(key, lit, 0).map(|n| match n {
+                0 => (quote!(#p::None), 0.0),
+                n => {
+                    let n = Literal::u32_suffixed(n as u32);
+                    (quote!(#p::Some(#n)), 0.0)
+                }
             }),
             (Kind::Breakers, "failure_rate") => number(key, lit).and_then(|r| {
                 if r > 0.0 && r <= 1.0 {
@@ -264,7 +270,7 @@ fn entry_tokens(
                 let l = Literal::u32_suffixed(n as u32);
                 (quote!(#l), n as f64)
             }),
-            (Kind::Breakers, "open_for" | "open_max") => duration_of(key, lit).map(|n| {
+            (Kind::Breakers, "open_for" | "open_max" | "probe_timeout") => duration_of(key, lit).map(|n| {
                 let l = Literal::u64_suffixed(n);
                 (quote!(#p::Duration::from_nanos(#l)), n as f64)
             }),

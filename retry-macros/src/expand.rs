@@ -72,14 +72,19 @@ pub fn expand(plan: &Plan, item: &RetryFn) -> TokenStream {
     };
     // Only a breaker keeps the last error across the sleep (to return it if the breaker
     // refuses the next attempt); otherwise nothing of type `E` lives across an `.await`.
-    let slot = match plan.breaker {
-        Some(_) => quote!(#private::BreakerSlot<_>),
-        None => quote!(()),
+    // With a deadline, the last error is kept too: returned if the deadline leaves the next
+    // attempt no time (such an `E` must then be `Send` for the fn's future to be).
+    let slot = match (&plan.breaker, plan.mode) {
+        (Some(_), _) => quote!(#private::BreakerSlot<_>),
+        (None, Mode::Guarded) if plan.deadline.is_some() => quote!(#private::ErrorKept<_>),
+        (None, _) => quote!(()),
     };
     // Only a deadline needs the call's start time (a clock read).
-    let started = match plan.deadline {
-        Some(_) => quote!(#private::Started),
-        None => quote!(()),
+    // A blocking fn sleeps on std's clock, so its deadline counts on that clock too.
+    let started = match (plan.deadline, plan.mode) {
+        (None, _) => quote!(()),
+        (Some(_), Mode::Blocking | Mode::BlockingGuarded) => quote!(#private::StartedBlocking),
+        (Some(_), _) => quote!(#private::Started),
     };
     let site = site(plan, item, &private);
     let attrs = &item.attrs;

@@ -105,10 +105,12 @@ async fn failure_rate_over_time_window_opens_only_after_min_calls() {
 
 #[tokio::test(start_paused = true)]
 async fn time_window_forgets_calls_older_than_the_window() {
-    static REMEMBERS: Breaker =
-        Breaker::new("time-window-8s", BreakerConfig::DEFAULT.with_min_calls(10));
-    static FORGETS: Breaker =
-        Breaker::new("time-window-11s", BreakerConfig::DEFAULT.with_min_calls(10));
+    // The failure-rate rule alone (the default's run-of-failures rule would open both).
+    const RATE_ONLY: BreakerConfig = BreakerConfig::DEFAULT
+        .with_consecutive_failures(None)
+        .with_min_calls(10);
+    static REMEMBERS: Breaker = Breaker::new("time-window-8s", RATE_ONLY);
+    static FORGETS: Breaker = Breaker::new("time-window-11s", RATE_ONLY);
     start().await;
 
     fail(&REMEMBERS, 9);
@@ -199,9 +201,10 @@ async fn default_config_opens_within_seconds_of_total_outage() {
     }
     let opened_after = opened_after.expect("opened");
     assert!(opened_after <= secs(1), "opened after {opened_after:?}");
-    // Open for 5 s, then one probe that fails and reopens it for about 10 s.
+    // Open at the 10th failure in a row (the default's consecutive-failures rule), for 5 s,
+    // then one probe that fails and reopens it for about 10 s.
     let c = B.counts();
-    assert_eq!((c.failures, c.opened), (21, 2), "{c:?}");
+    assert_eq!((c.failures, c.opened), (11, 2), "{c:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -238,8 +241,8 @@ async fn open_rejects_until_open_for_passes_then_half_open() {
     assert!(B.is_rejecting());
     assert_eq!(
         B.admit().unwrap_err(),
-        Duration::ZERO,
-        "a probe is in flight"
+        secs(10),
+        "a probe is in flight: refused until the probe timeout, never for 0ns"
     );
     probe.success();
     assert_eq!(B.state(), BreakerState::Closed);
@@ -280,8 +283,8 @@ async fn all_probes_succeed_closes() {
     assert_eq!(B.state(), BreakerState::HalfOpen);
     assert_eq!(
         B.admit().unwrap_err(),
-        Duration::ZERO,
-        "a succeeded probe keeps its slot"
+        secs(10),
+        "a succeeded probe keeps its slot (refused until the probe timeout)"
     );
     second.success();
     assert_eq!(B.state(), BreakerState::Closed);

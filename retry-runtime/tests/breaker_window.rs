@@ -8,7 +8,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::{advance, Instant};
 
-/// `BreakerConfig::DEFAULT`'s window: 10 buckets of 1 s, rate 0.5, at least 20 calls.
+/// The time window these tests check against an exact one: `BreakerConfig::DEFAULT`'s window
+/// (10 buckets of 1 s, rate 0.5), with the failure-rate rule alone and at least 20 calls, so
+/// that the run-of-failures rule the defaults add does not open it first.
+const WINDOW_ONLY: BreakerConfig = BreakerConfig::DEFAULT
+    .with_consecutive_failures(None)
+    .with_min_calls(20);
+
+/// An exact window of [`WINDOW_ONLY`]'s shape: 10 buckets of 1 s, rate 0.5, at least 20 calls.
 struct Exact {
     /// bucket → (calls, failures)
     buckets: BTreeMap<u64, (u64, u64)>,
@@ -115,7 +122,7 @@ fn slack() -> Duration {
 
 #[tokio::test(start_paused = true)]
 async fn an_outage_after_heavy_traffic_opens_it_when_an_exact_window_would() {
-    static B: Breaker = Breaker::new("window-outage", BreakerConfig::DEFAULT);
+    static B: Breaker = Breaker::new("window-outage", WINDOW_ONLY);
     let traffic = [
         Traffic {
             calls: 40_000,
@@ -138,7 +145,7 @@ async fn an_outage_after_heavy_traffic_opens_it_when_an_exact_window_would() {
 
 #[tokio::test(start_paused = true)]
 async fn a_steady_failure_rate_below_the_threshold_never_opens_it() {
-    static B: Breaker = Breaker::new("window-steady-40", BreakerConfig::DEFAULT);
+    static B: Breaker = Breaker::new("window-steady-40", WINDOW_ONLY);
     // (Starting at 40 % straight away, the first 20 calls could reach 50 % by chance.)
     let traffic = [
         Traffic {
@@ -159,7 +166,7 @@ async fn a_steady_failure_rate_below_the_threshold_never_opens_it() {
 
 #[tokio::test(start_paused = true)]
 async fn a_rising_failure_rate_opens_it_when_an_exact_window_would() {
-    static B: Breaker = Breaker::new("window-rising", BreakerConfig::DEFAULT);
+    static B: Breaker = Breaker::new("window-rising", WINDOW_ONLY);
     let traffic = [
         Traffic {
             calls: 20_000,
@@ -181,7 +188,7 @@ async fn a_rising_failure_rate_opens_it_when_an_exact_window_would() {
 
 #[tokio::test(start_paused = true)]
 async fn a_burst_long_ago_does_not_dilute_a_later_outage() {
-    static B: Breaker = Breaker::new("window-burst", BreakerConfig::DEFAULT);
+    static B: Breaker = Breaker::new("window-burst", WINDOW_ONLY);
     // 1 000 successes within a millisecond, then 30 s of nothing, then an outage at 10 calls
     // per second. An exact window opens at the 20th failure (after 2 s). The batch in
     // progress when the burst ended (`p` < 64 successes) is spread over the 30 s it took, a
@@ -232,7 +239,7 @@ fn heavy_then_light(light_successes: u64) -> [Traffic; 3] {
 
 #[tokio::test(start_paused = true)]
 async fn a_fall_in_traffic_then_a_run_of_failures_sees_the_light_traffic() {
-    static B: Breaker = Breaker::new("window-fall-run", BreakerConfig::DEFAULT);
+    static B: Breaker = Breaker::new("window-fall-run", WINDOW_ONLY);
     // 12 s at 50 successes per second after the fall, then 20 failures in a row: the window
     // holds ~500 successes and 20 failures (4 %).
     let [heavy, blip, light] = heavy_then_light(600);
@@ -247,7 +254,7 @@ async fn a_fall_in_traffic_then_a_run_of_failures_sees_the_light_traffic() {
 
 #[tokio::test(start_paused = true)]
 async fn a_fall_in_traffic_keeps_its_successes_in_their_buckets() {
-    static B: Breaker = Breaker::new("window-fall-buckets", BreakerConfig::DEFAULT);
+    static B: Breaker = Breaker::new("window-fall-buckets", WINDOW_ONLY);
     // 9 s of light successes closed by one failure, 2 s more, then 2 s of failures: the 9 s
     // of successes must stay in the window until they are 10 s old.
     let [heavy, blip, light] = heavy_then_light(450);
@@ -271,8 +278,8 @@ async fn a_fall_in_traffic_keeps_its_successes_in_their_buckets() {
 
 #[tokio::test(start_paused = true)]
 async fn a_fall_in_traffic_keeps_the_window_true() {
-    static B: Breaker = Breaker::new("window-fall", BreakerConfig::DEFAULT);
-    static C: Breaker = Breaker::new("window-fall-60", BreakerConfig::DEFAULT);
+    static B: Breaker = Breaker::new("window-fall", WINDOW_ONLY);
+    static C: Breaker = Breaker::new("window-fall-60", WINDOW_ONLY);
     let heavy = Traffic {
         calls: 48_000,
         per_sec: 16_000,

@@ -41,21 +41,27 @@ pub enum Window {
 /// const PAYMENTS: BreakerConfig = BreakerConfig::DEFAULT
 ///     .with_consecutive_failures(Some(5))
 ///     .with_open_for(Duration::from_secs(30));
-/// assert_eq!(PAYMENTS.min_calls(), 20);
+/// assert_eq!(PAYMENTS.min_calls(), 100);
 /// assert_eq!(PAYMENTS.window(), Window::Time(Duration::from_secs(10)));
 /// ```
 ///
 /// # Defaults
-/// - `consecutive_failures`: none (only the failure rate opens the breaker)
+/// - `consecutive_failures`: 10
 /// - `failure_rate`: 0.5
 /// - `window`: `Window::Time(10 s)`
-/// - `min_calls`: 20
+/// - `min_calls`: 100
 /// - `open_for`: 5 s
 /// - `open_max`: 300 s
 /// - `half_open_probes`: 1
+/// - `probe_timeout`: 10 s
 ///
-/// With these, a steady 20 % failure rate never opens the breaker, and a total outage opens it
-/// as soon as 20 calls have failed.
+/// With these, a total outage opens the breaker at its 10th failure at any traffic level (a
+/// quiet call site included), and a steady 20 % failure rate practically never does: ten
+/// failures in a row come once in 0.2^-10 ≈ 9.8 million calls (about once in 56 days at 2
+/// calls/s), and the failure rate is judged only over 100 calls or more, where reaching 50 %
+/// at a 20 % rate has a probability of about 10^-11. A rising failure rate that is not total
+/// (say 60 %) opens it through the rate rule at a busy site and through the run of failures at
+/// a quiet one. `tests/breaker_defaults.rs` checks each of these at 0.5, 2 and 100 calls/s.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BreakerConfig {
     /// Open after this many failures in a row (while closed); `None` for no such rule.
@@ -76,18 +82,23 @@ pub struct BreakerConfig {
     /// How many trial calls the half-open breaker lets through at once, from 1 to 32767; all
     /// of them must succeed to close it.
     half_open_probes: u32,
+    /// How long the half-open breaker waits for its probes: when every probe slot has been
+    /// taken for this long (a probe that hangs on a fn without `timeout`), it opens again, as
+    /// after a failed probe.
+    probe_timeout: Duration,
 }
 
 impl BreakerConfig {
     /// The defaults listed above.
     pub const DEFAULT: BreakerConfig = BreakerConfig {
-        consecutive_failures: None,
+        consecutive_failures: Some(10),
         failure_rate: 0.5,
         window: Window::Time(Duration::from_secs(10)),
-        min_calls: 20,
+        min_calls: 100,
         open_for: Duration::from_secs(5),
         open_max: Duration::from_secs(300),
         half_open_probes: 1,
+        probe_timeout: Duration::from_secs(10),
     };
 
     /// Sets `consecutive_failures`.
@@ -123,6 +134,12 @@ impl BreakerConfig {
     /// Sets `open_max`.
     pub const fn with_open_max(mut self, d: Duration) -> Self {
         self.open_max = d;
+        self
+    }
+
+    /// Sets `probe_timeout`.
+    pub const fn with_probe_timeout(mut self, d: Duration) -> Self {
+        self.probe_timeout = d;
         self
     }
 
@@ -164,6 +181,11 @@ impl BreakerConfig {
         self.open_max
     }
 
+    /// `probe_timeout` (see the field list above).
+    pub const fn probe_timeout(&self) -> Duration {
+        self.probe_timeout
+    }
+
     /// `half_open_probes` (see the field list above).
     pub const fn half_open_probes(&self) -> u32 {
         self.half_open_probes
@@ -191,6 +213,8 @@ pub(super) struct Geometry {
     pub(super) probes: u64,
     pub(super) open_for: u64,
     pub(super) open_max: u64,
+    /// At least 1.
+    pub(super) probe_timeout: u64,
 }
 
 const fn nanos(d: Duration) -> u64 {
@@ -256,7 +280,9 @@ impl Geometry {
         } else {
             open_max
         };
+        let probe_timeout = at_least_1(nanos(c.probe_timeout));
         Geometry {
+            probe_timeout,
             by_calls,
             span,
             depth,

@@ -13,7 +13,7 @@ pub use state::BreakerState;
 
 use crate::loom::{
     clock_now, AtomicU32, AtomicU64,
-    Ordering::{AcqRel, Acquire, Relaxed},
+    Ordering::{AcqRel, Acquire, Relaxed, Release},
 };
 use config::Geometry;
 use state::*;
@@ -90,6 +90,11 @@ pub struct Breaker {
     open_until: AtomicU64,
     /// The generation whose `open_until` is published.
     open_gen: AtomicU32,
+    /// When the current half-open period gives up on its probes (clock nanoseconds); valid
+    /// once `probe_gen` names it.
+    probe_until: AtomicU64,
+    /// The generation whose `probe_until` is published.
+    probe_gen: AtomicU32,
     /// The current open duration before jitter (nanoseconds): `open_for`, doubled per failed
     /// probe up to `open_max`.
     open_dur: AtomicU64,
@@ -113,6 +118,8 @@ macro_rules! new_breaker {
             config: $config,
             open_until: AtomicU64::new(0),
             open_gen: AtomicU32::new(0),
+            probe_until: AtomicU64::new(0),
+            probe_gen: AtomicU32::new(0),
             open_dur: AtomicU64::new(0),
             consecutive: AtomicU64::new(0),
             window: FailureWindow::new(),
@@ -162,7 +169,9 @@ impl Breaker {
     /// [`Permit::success`] or [`Permit::failure`]; dropping the permit counts as neither.
     ///
     /// `Err(retry_in)` if refused: while open, the time left before a probe may be admitted;
-    /// while half-open with every probe slot taken, `Duration::ZERO` (a probe is in flight).
+    /// while half-open with every probe slot taken, the time left before the breaker gives up
+    /// on those probes (`probe_timeout` after the first): it then opens again, and the call
+    /// that finds it so is refused with the new open time. Never `Duration::ZERO`.
     /// The first `admit` after the open time has passed moves the breaker to half-open and is
     /// its first probe.
     ///
@@ -207,14 +216,29 @@ impl Breaker {
                 },
                 _ => {
                     if in_flight_of(word) + succeeded_of(word) >= self.geometry.probes {
-                        return self.refuse(0);
+                        match self.probe_left(generation, now) {
+                            0 => open_word(generation.wrapping_add(1)),
+                            left => return self.refuse(left),
+                        }
+                    } else {
+                        word + IN_FLIGHT_ONE
                     }
-                    word + IN_FLIGHT_ONE
                 }
             };
             match self.state.0.compare_exchange(word, next, AcqRel, Acquire) {
+                Ok(_) if next & KIND_MASK == OPEN => {
+                    // The probes of this half-open period outlived `probe_timeout`: open
+                    // again, as after a failed probe (their late reports are ignored).
+                    let reopened = generation.wrapping_add(1);
+                    self.enter_open(reopened, BreakerState::HalfOpen, now, "probe timed out", 0);
+                    return self.refuse(self.open_left(reopened, now));
+                }
                 Ok(_) => {
                     if word & KIND_MASK == OPEN {
+                        let probing = generation_of(next);
+                        self.probe_until
+                            .store(now.saturating_add(self.geometry.probe_timeout), Relaxed);
+                        self.probe_gen.store(probing, Release);
                         self.log(
                             BreakerState::Open,
                             BreakerState::HalfOpen,
@@ -245,6 +269,16 @@ impl Breaker {
             self.open_until.load(Relaxed).saturating_sub(now)
         } else {
             self.open_dur.load(Relaxed).max(1)
+        }
+    }
+
+    /// Nanoseconds left before the half-open period `generation` gives up on its probes; while
+    /// its opener has not yet published the end, the nominal `probe_timeout`, never 0.
+    fn probe_left(&self, generation: u32, now: u64) -> u64 {
+        if self.probe_gen.load(Acquire) == generation {
+            self.probe_until.load(Relaxed).saturating_sub(now)
+        } else {
+            self.geometry.probe_timeout
         }
     }
 

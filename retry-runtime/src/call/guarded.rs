@@ -77,13 +77,12 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
     /// refused, the time before it lets a probe through.
     #[inline]
     fn ask_breaker(&mut self) -> Result<(), Duration> {
-        let Some(breaker) = self.site.breaker() else {
-            return Ok(());
-        };
-        let permit = breaker.admit()?;
-        self.held.admitted(permit);
-        // The last error is only for a refusal: dropped before the admitted attempt runs (it
-        // may hold a connection or a permit of the user's that the attempt needs).
+        if let Some(breaker) = self.site.breaker() {
+            let permit = breaker.admit()?;
+            self.held.admitted(permit);
+        }
+        // The last error is only for an attempt that is not made: dropped before the admitted
+        // attempt runs (it may hold a connection or a permit of the user's that it needs).
         if let Some(state) = &mut *self.state {
             state.last_error = L::Kept::default();
         }

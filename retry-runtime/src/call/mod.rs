@@ -11,8 +11,8 @@ mod when;
 pub use attempt::{Attempt, RetrySleep, Timer};
 pub use guarded::Guarded;
 pub use output::ReturnsResult;
-pub use slot::{BreakerSlot, ErrorSlot, PermitSlot};
-pub use start::{StartTime, Started};
+pub use slot::{BreakerSlot, ErrorKept, ErrorSlot, PermitSlot};
+pub use start::{StartTime, Started, StartedBlocking};
 pub use when::{every_error, no_hint, RetryHint, Transient};
 
 use crate::backoff::delay_before_retry;

@@ -60,6 +60,32 @@ impl PermitSlot for () {
     }
 }
 
+/// What a call with a `deadline` and no `breaker` holds (see [`PermitSlot`]): no permit; its
+/// state keeps the last error, returned if the deadline leaves the next attempt no time
+/// (rather than a `DeadlineExceeded` for an attempt that never ran).
+#[derive(Debug)]
+pub struct ErrorKept<E>(PhantomData<fn() -> E>);
+
+impl<E> Default for ErrorKept<E> {
+    fn default() -> Self {
+        ErrorKept(PhantomData)
+    }
+}
+
+impl<E> PermitSlot for ErrorKept<E> {
+    type Kept = Option<E>;
+    #[inline]
+    fn admitted(&mut self, permit: Permit) {
+        // Only a site without a breaker uses `ErrorKept`, and its attempts ask for no permit.
+        debug_assert!(false, "a breaker's permit for a call without a breaker");
+        drop(permit);
+    }
+    #[inline]
+    fn take_permit(&mut self) -> Option<Permit> {
+        None
+    }
+}
+
 /// What a call with a `breaker` holds (see [`PermitSlot`]): the running attempt's permit; the last
 /// error, an `E`, lives in the call's state.
 #[derive(Debug)]
