@@ -220,17 +220,20 @@ pub mod __private {
     pub use core::time::Duration;
     pub use retry_runtime::__private::describe::ErrorType;
 
-    /// The error formatter's traits, glob-imported by generated code: only these names, none
-    /// a user's body could mean.
+    /// The autoref-dispatch traits (error formatter, error slot), glob-imported by generated
+    /// code: only these names, none a user's body could mean.
     pub mod formatter {
         pub use retry_runtime::__private::describe::{
             ViaDebug as __StormguardViaDebug, ViaDisplay as __StormguardViaDisplay,
             ViaTypeName as __StormguardViaTypeName,
         };
+        pub use retry_runtime::__private::{
+            KeepNoError as __StormguardKeepNoError, KeepSendError as __StormguardKeepSendError,
+        };
     }
     pub use retry_runtime::__private::{
-        every_error, linkme, no_hint, BreakerSlot, Call, ErrorKept, ReturnsResult, Site, Started,
-        StartedBlocking, Verdict, CALL_SITES, DECLARED_BREAKERS, DECLARED_BUDGETS,
+        every_error, linkme, no_hint, BreakerSlot, Call, ErrorKept, KeepError, ReturnsResult, Site,
+        Started, StartedBlocking, Verdict, CALL_SITES, DECLARED_BREAKERS, DECLARED_BUDGETS,
     };
     pub use retry_runtime::{
         Backoff, Breaker, BreakerConfig, Budget, BudgetConfig, Jitter, Policy, Window,

@@ -1,7 +1,9 @@
 //! The future of an annotated fn is `Send` whenever the plain fn's is: nothing of the fn's
 //! `Ok` or error type lives across an `.await` (regression: `Box<dyn Error>` and `Rc` results
 //! made the future `!Send`). With a `breaker`, the last error is kept across the sleep, so
-//! there `E: Send` is needed, as for any value held across an await.
+//! there `E: Send` is needed, as for any value held across an await. With a `deadline` (and
+//! no breaker) the last error is kept only when `E` is `Send` (chosen at the call site), so
+//! such a future stays `Send` for a `Box<dyn Error>` too.
 
 use std::rc::Rc;
 use stormguard::retry;

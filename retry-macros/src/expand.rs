@@ -73,11 +73,14 @@ pub fn expand(plan: &Plan, item: &RetryFn) -> TokenStream {
     // Only a breaker keeps the last error across the sleep (to return it if the breaker
     // refuses the next attempt); otherwise nothing of type `E` lives across an `.await`.
     // With a deadline, the last error is kept too: returned if the deadline leaves the next
-    // attempt no time (such an `E` must then be `Send` for the fn's future to be).
-    let slot = match (&plan.breaker, plan.mode) {
-        (Some(_), _) => quote!(#private::BreakerSlot<_>),
-        (None, Mode::Guarded) if plan.deadline.is_some() => quote!(#private::ErrorKept<_>),
-        (None, _) => quote!(()),
+    // attempt no time
+    // (`ErrorKept` when the error type is `Send`, chosen at the call site by `KeepError`, so that
+    // the future stays `Send` whenever the plain fn's is; an erased `impl Trait` keeps nothing).
+    let keeps_error =
+        plan.breaker.is_none() && plan.mode == Mode::Guarded && plan.deadline.is_some();
+    let slot = match &plan.breaker {
+        Some(_) => quote!(#private::BreakerSlot<_>),
+        None => quote!(()),
     };
     // Only a deadline needs the call's start time (a clock read).
     // A blocking fn sleeps on std's clock, so its deadline counts on that clock too.
@@ -85,6 +88,16 @@ pub fn expand(plan: &Plan, item: &RetryFn) -> TokenStream {
         (None, _) => quote!(()),
         (Some(_), Mode::Blocking | Mode::BlockingGuarded) => quote!(#private::StartedBlocking),
         (Some(_), _) => quote!(#private::Started),
+    };
+    let start = if keeps_error && !plan.ret_infers {
+        quote! {
+            #private::Call::<_, #started>::start_with(
+                &__STORMGUARD_SITE,
+                (&&#private::KeepError::<#ret>::new()).__stormguard_slot(),
+            )
+        }
+    } else {
+        quote!(#private::Call::<#slot, #started>::start(&__STORMGUARD_SITE))
     };
     let site = site(plan, item, &private);
     let attrs = &item.attrs;
@@ -95,7 +108,7 @@ pub fn expand(plan: &Plan, item: &RetryFn) -> TokenStream {
         #vis #sig {
             use #facade::__private::{self as __stormguard, formatter::*};
             #site
-            let mut #call = #private::Call::<#slot, #started>::start(&__STORMGUARD_SITE);
+            let mut #call = #start;
             loop {
                 let #delay = {
                     let #result = #attempt;

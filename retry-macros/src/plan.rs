@@ -46,6 +46,8 @@ pub struct Plan {
     pub ret: Type,
     /// Where a missing `From<GuardError>` is reported: the `E` of `Result<T, E>`.
     pub error_span: Span,
+    /// The return type had an `impl Trait` (now `_`), which only the body's value infers.
+    pub ret_infers: bool,
 }
 
 impl Plan {
@@ -68,7 +70,8 @@ impl Plan {
             _ => None,
         };
         let mut erased = ret.clone();
-        ImplTraitEraser.visit_type_mut(&mut erased);
+        let mut eraser = ImplTraitEraser { erased: false };
+        eraser.visit_type_mut(&mut erased);
         Plan {
             attempts: args
                 .attempts
@@ -92,18 +95,22 @@ impl Plan {
             mode,
             ret: erased,
             error_span: error_type_span(ret),
+            ret_infers: eraser.erased,
         }
     }
 }
 
 /// Replaces `impl Trait` with `_` (as tracing-attributes does), so the type can annotate a
 /// `let` and a turbofish; inference fills it from the body.
-struct ImplTraitEraser;
+struct ImplTraitEraser {
+    erased: bool,
+}
 
 impl VisitMut for ImplTraitEraser {
     fn visit_type_mut(&mut self, ty: &mut Type) {
         if let Type::ImplTrait(it) = ty {
             *ty = syn::parse_quote_spanned!(syn::spanned::Spanned::span(it)=> _);
+            self.erased = true;
         } else {
             syn::visit_mut::visit_type_mut(self, ty);
         }

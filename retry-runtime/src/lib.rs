@@ -50,9 +50,9 @@ pub mod __private {
     pub use crate::backoff::delay_before_retry;
     pub use crate::budget::{Refusal, RetrySlot};
     pub use crate::call::{
-        every_error, no_hint, Attempt, BreakerSlot, Call, ErrorKept, ErrorSlot, Guarded,
-        PermitSlot, RetryHint, RetrySleep, ReturnsResult, StartTime, Started, StartedBlocking,
-        Timer, Transient, Verdict,
+        every_error, no_hint, Attempt, BreakerSlot, Call, ErrorKept, ErrorSlot, Guarded, KeepError,
+        KeepNoError, KeepSendError, PermitSlot, RetryHint, RetrySleep, ReturnsResult, StartTime,
+        Started, StartedBlocking, Timer, Transient, Verdict,
     };
     pub use crate::clock::{now_nanos, origin};
     pub use crate::counters::OpCounters;

@@ -11,7 +11,9 @@ mod when;
 pub use attempt::{Attempt, RetrySleep, Timer};
 pub use guarded::Guarded;
 pub use output::ReturnsResult;
-pub use slot::{BreakerSlot, ErrorKept, ErrorSlot, PermitSlot};
+pub use slot::{
+    BreakerSlot, ErrorKept, ErrorSlot, KeepError, KeepNoError, KeepSendError, PermitSlot,
+};
 pub use start::{StartTime, Started, StartedBlocking};
 pub use when::{every_error, no_hint, RetryHint, Transient};
 
@@ -131,6 +133,12 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
     /// and stores no start time.
     #[inline]
     pub fn start(site: &'static Site) -> Self {
+        Self::start_with(site, L::default())
+    }
+
+    /// Starts a call at `site` whose breaker or error slot is `held` (see [`KeepError`]).
+    #[inline]
+    pub fn start_with(site: &'static Site, held: L) -> Self {
         debug_assert_eq!(
             site.policy().deadline().is_some(),
             S::KEPT,
@@ -141,7 +149,7 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
             scope: AttemptScope::new(0),
             state: ManuallyDrop::new(None),
             started: S::now(),
-            held: L::default(),
+            held,
         }
     }
 

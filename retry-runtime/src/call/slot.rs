@@ -86,6 +86,50 @@ impl<E> PermitSlot for ErrorKept<E> {
     }
 }
 
+/// Chooses, at the call site, what a call with a `deadline` and no `breaker` keeps for the
+/// fn's return type `R`: [`ErrorKept`] when its error type is `Send`, else `()` (so that the
+/// annotated future stays `Send` whenever the plain fn's is). Autoref dispatch:
+/// `(&&KeepError::<R>::new()).__stormguard_slot()` with both traits in scope.
+pub struct KeepError<R>(PhantomData<fn() -> R>);
+
+impl<R> KeepError<R> {
+    /// The probe for return type `R`.
+    #[inline(always)]
+    pub const fn new() -> Self {
+        KeepError(PhantomData)
+    }
+}
+
+impl<R> Default for KeepError<R> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Preferred: an error type that is `Send` is kept.
+pub trait KeepSendError<E> {
+    /// The slot.
+    fn __stormguard_slot(&self) -> ErrorKept<E>;
+}
+
+impl<T, E: Send> KeepSendError<E> for &KeepError<Result<T, E>> {
+    #[inline(always)]
+    fn __stormguard_slot(&self) -> ErrorKept<E> {
+        ErrorKept::default()
+    }
+}
+
+/// Otherwise nothing is kept (an `E` that is not `Send`, or a generic `E` not known to be).
+pub trait KeepNoError {
+    /// The slot.
+    fn __stormguard_slot(&self);
+}
+
+impl<R> KeepNoError for KeepError<R> {
+    #[inline(always)]
+    fn __stormguard_slot(&self) {}
+}
+
 /// What a call with a `breaker` holds (see [`PermitSlot`]): the running attempt's permit; the last
 /// error, an `E`, lives in the call's state.
 #[derive(Debug)]
