@@ -83,19 +83,34 @@ async fn flaky_fetch(client: &reqwest::Client, url: &str) -> Result<String, Unav
 }
 
 /// Retries that fail: every attempt of every call fails.
-#[retry(attempts = 3, base = "1ms", budget = "metrics_down", name = "down_fetch")]
+#[retry(
+    attempts = 3,
+    base = "1ms",
+    budget = "metrics_down",
+    name = "down_fetch"
+)]
 async fn down_fetch(client: &reqwest::Client, url: &str) -> Result<String, Unavailable> {
     request(client, url).await
 }
 
 /// A budget that refuses retries (give-up reason `budget_exhausted`).
-#[retry(attempts = 3, base = "1ms", budget = "metrics_starved", name = "starved_fetch")]
+#[retry(
+    attempts = 3,
+    base = "1ms",
+    budget = "metrics_starved",
+    name = "starved_fetch"
+)]
 async fn starved_fetch(client: &reqwest::Client, url: &str) -> Result<String, Unavailable> {
     request(client, url).await
 }
 
 /// A breaker that opens and then refuses calls (`stormguard_rejections_total`).
-#[retry(attempts = 3, base = "1ms", breaker = "metrics_guard", name = "guarded_fetch")]
+#[retry(
+    attempts = 3,
+    base = "1ms",
+    breaker = "metrics_guard",
+    name = "guarded_fetch"
+)]
 async fn guarded_fetch(client: &reqwest::Client, url: &str) -> Result<String, Unavailable> {
     request(client, url).await
 }
