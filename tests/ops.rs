@@ -336,31 +336,7 @@ fn the_dashboard_is_importable_and_reads_only_known_series() {
 
     // Every query reads only the exporter's series or the recording rules'.
     let catalog = rules_catalog();
-    let DashboardQueries {
-        panels: queries,
-        label_values,
-    } = dashboard_queries(&dashboard);
-    assert!(queries.len() >= 8, "{queries:?}");
-    let mut used = BTreeSet::new();
-    for (title, expr) in &queries {
-        catalog
-            .check(expr)
-            .unwrap_or_else(|e| panic!("panel \"{title}\": {e}"));
-        used.extend(
-            catalog
-                .exported()
-                .iter()
-                .filter(|m| expr.contains(m.as_str()))
-                .cloned(),
-        );
-    }
-    for (metric, label) in label_values {
-        let labels = catalog.check(&metric).unwrap().unwrap();
-        assert!(
-            labels.contains_key(&label),
-            "label_values({metric}, {label})"
-        );
-    }
+    let mut used = check_dashboard(&catalog, &dashboard).unwrap_or_else(|e| panic!("{e}"));
     // Between them, the rules and the dashboard show every series the exporter emits.
     used.extend(
         catalog
@@ -370,6 +346,70 @@ fn the_dashboard_is_importable_and_reads_only_known_series() {
             .cloned(),
     );
     assert_eq!(&used, catalog.exported());
+}
+
+/// Checks every panel query and variable query of `dashboard` against `catalog`; returns the
+/// exporter's metrics the panels read.
+fn check_dashboard(catalog: &Catalog, dashboard: &Value) -> Result<BTreeSet<String>, String> {
+    let DashboardQueries {
+        panels,
+        label_values,
+    } = dashboard_queries(dashboard);
+    if panels.len() < 8 {
+        return Err(format!("only {} queries: {panels:?}", panels.len()));
+    }
+    let mut used = BTreeSet::new();
+    for (title, expr) in &panels {
+        catalog
+            .check(expr)
+            .map_err(|e| format!("panel \"{title}\": {e}"))?;
+        used.extend(
+            catalog
+                .exported()
+                .iter()
+                .filter(|m| expr.contains(m.as_str()))
+                .cloned(),
+        );
+    }
+    for (metric, label) in label_values {
+        let labels = catalog
+            .check(&metric)?
+            .ok_or_else(|| format!("label_values({metric}, …): a scalar"))?;
+        if !labels.contains_key(&label) {
+            return Err(format!(
+                "label_values({metric}, {label}): no label `{label}`"
+            ));
+        }
+    }
+    Ok(used)
+}
+
+#[test]
+fn the_dashboard_check_rejects_a_renamed_metric_or_label() {
+    let catalog = rules_catalog();
+    for (from, to, says) in [
+        (
+            "stormguard_attempts_total{",
+            "stormguard_attempt_total{",
+            "panel \"Attempts by outcome\": `stormguard_attempt_total` is neither",
+        ),
+        (
+            "sum by (op, reason)",
+            "sum by (op, cause)",
+            "have no label `cause`",
+        ),
+        (
+            "label_values(stormguard_breaker_state, breaker)",
+            "label_values(stormguard_breaker_state, name)",
+            "no label `name`",
+        ),
+    ] {
+        let text = DASHBOARD.replace(from, to);
+        assert_ne!(text, DASHBOARD, "{from}");
+        let dashboard: Value = serde_json::from_str(&text).unwrap();
+        let err = check_dashboard(&catalog, &dashboard).expect_err(to);
+        assert!(err.contains(says), "{to}: {err}");
+    }
 }
 
 #[test]
