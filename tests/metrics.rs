@@ -80,6 +80,7 @@ async fn counters_are_exported_with_documented_names_and_labels() {
         4.0
     );
     assert_eq!(get("stormguard_retries_total", &[op]), 3.0);
+    assert_eq!(get("stormguard_retried_calls_total", &[op]), 2.0);
     assert_eq!(get("stormguard_retry_successes_total", &[op]), 1.0);
     assert_eq!(
         get(

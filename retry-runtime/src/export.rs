@@ -6,6 +6,7 @@
 //! | `stormguard_calls_total` | counter | `op` |
 //! | `stormguard_attempts_total` | counter | `op`, `outcome` = `success` \| `failure` \| `timeout` |
 //! | `stormguard_retries_total` | counter | `op` |
+//! | `stormguard_retried_calls_total` | counter | `op` |
 //! | `stormguard_retry_successes_total` | counter | `op` |
 //! | `stormguard_giveups_total` | counter | `op`, `reason` |
 //! | `stormguard_rejections_total` | counter | `op`, `breaker` |
@@ -60,7 +61,11 @@ mod enabled {
         }
         counter!("stormguard_rejections_total", "op" => op, "breaker" => breaker).increment(1);
     }
-    pub fn retry(op: &'static str) {
+    pub fn retry(op: &'static str, attempt: u32) {
+        if attempt <= 1 {
+            // The denominator of the retry success rate: calls that retried at least once.
+            counter!("stormguard_retried_calls_total", "op" => op).increment(1);
+        }
         counter!("stormguard_retries_total", "op" => op).increment(1);
     }
     pub fn give_up(op: &'static str, reason: GiveUpReason) {
@@ -85,7 +90,7 @@ mod enabled {
     #[inline(always)]
     pub fn rejection(_: &'static str, _: &'static str, _: u32) {}
     #[inline(always)]
-    pub fn retry(_: &'static str) {}
+    pub fn retry(_: &'static str, _: u32) {}
     #[inline(always)]
     pub fn give_up(_: &'static str, _: GiveUpReason) {}
     #[inline(always)]

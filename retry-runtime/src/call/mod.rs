@@ -325,12 +325,13 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
         }
         match self.next_delay(transient, timed_out, retry_after, &error) {
             Ok(delay) => {
-                counters.retry(self.scope.number);
+                let attempt = self.scope.number;
+                counters.retry(attempt);
                 let state = self.state();
                 state
                     .span
                     .in_scope(|| log::retrying(&fields, described, delay));
-                export::retry(op);
+                export::retry(op, attempt);
                 state.previous_delay = delay;
                 state.last_error.keep(error);
                 Verdict::Retry(delay)
