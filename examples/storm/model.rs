@@ -395,8 +395,9 @@ impl Kind {
 }
 
 stormguard::budgets! {
-    // Never runs dry: isolates backoff and jitter from the budget.
-    lab_unlimited { capacity: 1000000000, ratio: 1.0, min_per_sec: 1000000 }
+    // Never runs dry (it starts with min(capacity, min_per_sec × window) = 10⁹ tokens, for an
+    // hour): isolates backoff and jitter from the budget.
+    lab_unlimited { capacity: 1000000000, ratio: 1.0, min_per_sec: 1000000, window: "1h" }
 }
 
 stormguard::breakers! {
