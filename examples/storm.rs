@@ -259,6 +259,23 @@ fn table(reports: &[(Config, Vec<Report>)]) -> String {
         }
     }
     for (cfg, rows) in reports.iter().filter(|(c, _)| c.id != 'e' && c.id != 'f') {
+        if cfg.id == 'g' {
+            let _ = writeln!(
+                out,
+                "\n### {}\n\n| strategy | load (calls / request) | client success |\n|---|---:|---:|",
+                cfg.describe()
+            );
+            for r in rows {
+                let _ = writeln!(
+                    out,
+                    "| {} | {:.3}x | {:.2}% |",
+                    r.kind.label(),
+                    r.amplification,
+                    r.success_rate * 100.0
+                );
+            }
+            continue;
+        }
         let _ = writeln!(out, "\n### {}\n", cfg.describe());
         if cfg.outage > 0.0 {
             let _ = writeln!(out, "| strategy | amplification (outage) | after its first {:.0} s | peak load / 100 ms | time to 95% goodput | client success |", model::OUTAGE_HEAD);
@@ -634,6 +651,20 @@ fn budget_svg(reports: &[(Config, Vec<Report>)]) -> String {
                 .collect();
             let line: Vec<String> = pts.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
             let color = kind_color(*kind);
+            // Above the top of the panel: the height, in the strategy's colour.
+            let top_load = rows
+                .iter()
+                .filter_map(|(_, rs)| rs.iter().find(|r| r.kind == *kind))
+                .map(|r| r.amplification)
+                .fold(0.0, f64::max);
+            if top_load > y_max {
+                let _ = writeln!(
+                    s,
+                    "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"{color}\" font-weight=\"bold\">↑ {top_load:.1}x</text>",
+                    x0 + 8.0,
+                    top + 16.0
+                );
+            }
             let _ = writeln!(
                 s,
                 "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
