@@ -318,4 +318,37 @@ mod tests {
         l.collect(&SHAPE, 6500, 0, 0); // the 1 s slot has expired, the 3 s one has not
         assert!((l.tokens() - 1.0).abs() < 1e-9, "{}", l.tokens());
     }
+
+    proptest::proptest! {
+        /// Whatever the traffic: the ledger holds 0 to `capacity` tokens, the tokens it grants
+        /// never exceed the start grant plus `ratio` × the successes booked, and the floor
+        /// grants at most `min_per_sec` a second (after a first `min_per_sec`).
+        #[test]
+        fn tokens_come_only_from_successes_and_the_start(
+            ops in proptest::collection::vec((0u64..3000, 0u64..200, 1u32..3), 1..200)
+        ) {
+            let shape = Shape { capacity: 20.0, ratio: 0.125, min_per_sec: 2.0, window_ms: 5000, start: 5.0 };
+            let mut l = Ledger::new();
+            let (mut now, mut booked, mut tokens_out, mut floors) = (1_000u64, 0u64, 0.0f64, 0u64);
+            for (dt, successes, cost) in ops {
+                let since = now;
+                now += dt;
+                l.collect(&shape, now, since.min(1_000), successes);
+                booked += successes;
+                match l.take(&shape, now, f64::from(cost)) {
+                    Some(Grant::Tokens(t)) => tokens_out += t,
+                    Some(Grant::Floor) => floors += 1,
+                    None => {}
+                }
+                let held = l.tokens();
+                proptest::prop_assert!(held >= -1e-9 && held <= shape.capacity + 1e-9, "{held}");
+                proptest::prop_assert!(
+                    tokens_out <= shape.start + shape.ratio * booked as f64 + 1e-6,
+                    "{tokens_out} granted from {booked} successes"
+                );
+                let secs = (now - 1_000) as f64 / 1000.0;
+                proptest::prop_assert!(floors as f64 <= shape.min_per_sec * (1.0 + secs) + 1e-9);
+            }
+        }
+    }
 }
