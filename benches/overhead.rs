@@ -47,7 +47,8 @@ stormguard::breakers! {
 }
 
 stormguard::budgets! {
-    // Each success refunds what its retries took, so the bucket never runs dry mid-run.
+    // Each success deposits 3 tokens, more than the retries of a call take (every retry
+    // keeps its cost), so the budget never runs dry mid-run.
     bench_shared { capacity: 1000000, ratio: 3 }
 }
 

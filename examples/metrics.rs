@@ -19,8 +19,10 @@ stormguard::breakers! {
 stormguard::budgets! {
     // Room for one retry and no floor: every later retry is refused.
     metrics_starved { capacity: 1, ratio: 0.1, min_per_sec: 0 }
-    // Room for every retry of the example: retries that all fail.
-    metrics_down { capacity: 1000, ratio: 0.1, min_per_sec: 1 }
+    // Room for every retry of the example: retries that all fail. A budget holds only what
+    // its recent successes earned: `flaky_fetch` shares it, and each of its successes funds
+    // ten retries.
+    metrics_down { capacity: 1000, ratio: 10, min_per_sec: 1 }
 }
 
 #[derive(Debug)]
@@ -77,7 +79,12 @@ async fn request(client: &reqwest::Client, url: &str) -> Result<String, Unavaila
 }
 
 /// Retries that succeed: one call in three retries once.
-#[retry(attempts = 3, base = "10ms", name = "flaky_fetch")]
+#[retry(
+    attempts = 3,
+    base = "10ms",
+    budget = "metrics_down",
+    name = "flaky_fetch"
+)]
 async fn flaky_fetch(client: &reqwest::Client, url: &str) -> Result<String, Unavailable> {
     request(client, url).await
 }

@@ -7,9 +7,11 @@
 //! cargo run --release --example storm -- --wire  # the same claim on real sockets, small scale
 //! ```
 //!
-//! Options: `--scenario a|b|c|d` (repeatable; all by default), `--svg PATH` (default
-//! `docs/storm.svg`), `--no-svg`. The model and its assumptions are in
-//! `examples/storm/model.rs` and `docs/STORM.md`.
+//! Options: `--scenario a|b|c|d|e|f|g` (repeatable; all by default: (e) is Brooker's
+//! failure-rate sweep, (f) his client-count model, (g) a lone client), `--svg PATH` (default
+//! `docs/storm.svg`; the budget chart of (e) and (f) goes beside it, `storm-budgets.svg`),
+//! `--no-svg`. The model and its assumptions are in `examples/storm/model.rs` and
+//! `docs/STORM.md`.
 //!
 //! Fresh state per run: budgets and breakers are process-wide statics (one per call site or
 //! name), so every (scenario, strategy) runs in a child process of its own: this executable,
@@ -54,21 +56,23 @@ fn options() -> Options {
             "--seed" => o.seed = Some(args.next().and_then(|s| s.parse().ok()).expect("--seed N")),
             "--svg" => o.svg = Some(args.next().expect("--svg PATH")),
             "--scenario" => {
-                let s = args.next().expect("--scenario a|b|c|d");
+                let s = args.next().expect("--scenario a|b|c|d|e|f|g");
                 match s.as_str() {
-                    "a" | "b" | "c" | "d" => o.scenarios.push(s.chars().next().unwrap()),
-                    _ => panic!("--scenario takes a, b, c or d"),
+                    "a" | "b" | "c" | "d" | "e" | "f" | "g" => {
+                        o.scenarios.push(s.chars().next().unwrap())
+                    }
+                    _ => panic!("--scenario takes a, b, c, d, e, f or g"),
                 }
             }
             "-h" | "--help" => {
-                eprintln!("usage: storm [--json] [--wire] [--scenario a|b|c|d]... [--svg PATH | --no-svg] [--series] [--seed N]");
+                eprintln!("usage: storm [--json] [--wire] [--scenario a|b|c|d|e|f|g]... [--svg PATH | --no-svg] [--series] [--seed N]");
                 std::process::exit(0);
             }
             other => panic!("unknown option `{other}` (try --help)"),
         }
     }
     if o.scenarios.is_empty() {
-        o.scenarios = vec!['a', 'b', 'c', 'd'];
+        o.scenarios = vec!['a', 'b', 'c', 'd', 'e', 'f', 'g'];
     }
     o
 }
@@ -84,11 +88,13 @@ fn main() {
     }
     let mut runs = Vec::new();
     for &id in &o.scenarios {
-        let mut cfg = Config::scenario(id);
-        if let Some(seed) = o.seed {
-            cfg.seed = seed;
+        let base = Config::scenario(id).seed;
+        for mut cfg in Config::sweep(id) {
+            if let Some(seed) = o.seed {
+                cfg.seed = seed.wrapping_add(cfg.seed.wrapping_sub(base));
+            }
+            runs.extend(cfg.kinds().iter().map(|&kind| (cfg, kind)));
         }
-        runs.extend(Kind::ALL.map(|kind| (cfg, kind)));
     }
     let started = std::time::Instant::now();
     let total = runs.len();
@@ -107,14 +113,34 @@ fn main() {
         &format!("runs done in {:.1} s", started.elapsed().as_secs_f64()),
     );
     eprintln!();
+    // The parts of a fleet add up to the fleet.
+    let mut merged: Vec<(Config, Kind, model::Series)> = Vec::new();
+    for ((cfg, kind), s) in runs.iter().zip(series) {
+        let same = |(c, k, _): &&mut (Config, Kind, model::Series)| {
+            c.id == cfg.id
+                && c.clients == cfg.clients
+                && c.failure_rate == cfg.failure_rate
+                && k == kind
+        };
+        match merged.iter_mut().find(|m| same(m)) {
+            Some((_, _, total)) => total.add(&s),
+            None => merged.push((*cfg, *kind, s)),
+        }
+    }
     let mut reports: Vec<(Config, Vec<Report>)> = Vec::new();
-    for ((cfg, kind), s) in runs.iter().zip(&series) {
+    for (cfg, kind, s) in &merged {
         if o.series {
             print_series(cfg, *kind, s);
         }
         let report = Report::new(cfg, *kind, s);
         match reports.last_mut() {
-            Some((c, rows)) if c.id == cfg.id => rows.push(report),
+            Some((c, rows))
+                if c.id == cfg.id
+                    && c.clients == cfg.clients
+                    && c.failure_rate == cfg.failure_rate =>
+            {
+                rows.push(report)
+            }
             _ => reports.push((*cfg, vec![report])),
         }
     }
@@ -128,8 +154,26 @@ fn main() {
         print!("{}", table(&reports));
     }
     if let Some(path) = &o.svg {
-        std::fs::write(path, svg(&reports)).unwrap_or_else(|e| panic!("writing {path}: {e}"));
-        eprintln!("wrote {path}");
+        let timed: Vec<_> = reports
+            .iter()
+            .filter(|(c, _)| ('a'..='d').contains(&c.id))
+            .cloned()
+            .collect();
+        if !timed.is_empty() {
+            std::fs::write(path, svg(&timed)).unwrap_or_else(|e| panic!("writing {path}: {e}"));
+            eprintln!("wrote {path}");
+        }
+        let sweep: Vec<_> = reports
+            .iter()
+            .filter(|(c, _)| c.id == 'e' || c.id == 'f')
+            .cloned()
+            .collect();
+        if !sweep.is_empty() {
+            let path = std::path::Path::new(path).with_file_name("storm-budgets.svg");
+            std::fs::write(&path, budget_svg(&sweep))
+                .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+            eprintln!("wrote {}", path.display());
+        }
     }
 }
 
@@ -180,7 +224,58 @@ fn recovery(r: &Report, cfg: &Config) -> String {
 /// The table, as Markdown.
 fn table(reports: &[(Config, Vec<Report>)]) -> String {
     let mut out = String::new();
-    for (cfg, rows) in reports {
+    for id in ['e', 'f'] {
+        let sweep: Vec<_> = reports.iter().filter(|(c, _)| c.id == id).collect();
+        if let Some((first, rows)) = sweep.first() {
+            let _ = writeln!(out, "\n### {}\n", first.describe());
+            let head: Vec<&str> = rows.iter().map(|r| r.kind.label()).collect();
+            let what = if id == 'e' {
+                "failure rate"
+            } else {
+                "clients (rps each)"
+            };
+            let _ = writeln!(
+                out,
+                "| {what} | {} |\n|---|{}",
+                head.join(" | "),
+                "---:|".repeat(head.len())
+            );
+            for (cfg, rows) in &sweep {
+                let key = if id == 'e' {
+                    format!("{:.2}", cfg.failure_rate)
+                } else {
+                    format!(
+                        "{} ({})",
+                        cfg.clients,
+                        trim(cfg.load * cfg.capacity / f64::from(cfg.clients))
+                    )
+                };
+                let cells: Vec<String> = rows
+                    .iter()
+                    .map(|r| format!("{:.3}x / {:.2}%", r.amplification, r.success_rate * 100.0))
+                    .collect();
+                let _ = writeln!(out, "| {key} | {} |", cells.join(" | "));
+            }
+        }
+    }
+    for (cfg, rows) in reports.iter().filter(|(c, _)| c.id != 'e' && c.id != 'f') {
+        if cfg.id == 'g' {
+            let _ = writeln!(
+                out,
+                "\n### {}\n\n| strategy | load (calls / request) | client success |\n|---|---:|---:|",
+                cfg.describe()
+            );
+            for r in rows {
+                let _ = writeln!(
+                    out,
+                    "| {} | {:.3}x | {:.2}% |",
+                    r.kind.label(),
+                    r.amplification,
+                    r.success_rate * 100.0
+                );
+            }
+            continue;
+        }
         let _ = writeln!(out, "\n### {}\n", cfg.describe());
         if cfg.outage > 0.0 {
             let _ = writeln!(out, "| strategy | amplification (outage) | after its first {:.0} s | peak load / 100 ms | time to 95% goodput | client success |", model::OUTAGE_HEAD);
@@ -221,9 +316,11 @@ fn json(cfg: &Config, r: &Report) -> String {
         "null".to_owned()
     };
     format!(
-        "{{\"scenario\":\"{}\",\"strategy\":\"{}\",\"amplification\":{:.4},\"amplification_late\":{:.4},\"peak_load\":{:.3},\"recovery_s\":{},\"recovered\":{},\"success_rate\":{:.5}}}",
+        "{{\"scenario\":\"{}\",\"strategy\":\"{}\",\"clients\":{},\"failure_rate\":{},\"amplification\":{:.4},\"amplification_late\":{:.4},\"peak_load\":{:.3},\"recovery_s\":{},\"recovered\":{},\"success_rate\":{:.5}}}",
         cfg.id,
         r.kind.key(),
+        cfg.clients,
+        cfg.failure_rate,
         r.amplification,
         r.amplification_late,
         r.peak_load,
@@ -416,4 +513,183 @@ fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+/// The colour of a strategy in the budget chart.
+fn kind_color(kind: Kind) -> &'static str {
+    match kind {
+        Kind::NoRetry => "#222222",
+        Kind::ThreeRetries => "#d62728",
+        Kind::Defaults => "#2ca02c",
+        Kind::BrookerBucket => "#1f77b4",
+        _ => "#999999",
+    }
+}
+
+/// Load against failure rate (e) and against client count (f): one panel each, one line per
+/// strategy, the goals dashed.
+fn budget_svg(reports: &[(Config, Vec<Report>)]) -> String {
+    let (w, h, top, panel_w, panel_h, left, gap) = (980.0, 420.0, 50.0, 380.0, 300.0, 60.0, 110.0);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">"
+    );
+    let _ = writeln!(s, "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>");
+    let _ = writeln!(
+        s,
+        "<text x=\"{left}\" y=\"22\" font-size=\"15\" font-weight=\"bold\">Downstream load (calls / request), Brooker's models</text>"
+    );
+    let y_max = 3.0;
+    let y_min = 0.9;
+    for (p, id) in ['e', 'f'].into_iter().enumerate() {
+        let rows: Vec<&(Config, Vec<Report>)> =
+            reports.iter().filter(|(c, _)| c.id == id).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let x0 = left + p as f64 * (panel_w + gap);
+        let y_of =
+            |v: f64| top + panel_h - (v.clamp(y_min, y_max) - y_min) / (y_max - y_min) * panel_h;
+        let x_of = move |x: f64| {
+            if id == 'e' {
+                x0 + x / 0.8 * panel_w
+            } else {
+                x0 + x.log10() / 3.0 * panel_w
+            }
+        };
+        let (title, ticks): (&str, Vec<(f64, String)>) = if id == 'e' {
+            (
+                "(e) against the failure rate (100 clients x 10 rps)",
+                [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
+                    .iter()
+                    .map(|&x| (x, format!("{:.0}%", x * 100.0)))
+                    .collect(),
+            )
+        } else {
+            (
+                "(f) against the client count (30 s total outage)",
+                [1.0, 10.0, 100.0, 1000.0]
+                    .iter()
+                    .map(|&n| (n, format!("{n:.0}")))
+                    .collect(),
+            )
+        };
+        let _ = writeln!(
+            s,
+            "<text x=\"{x0}\" y=\"{:.1}\" font-weight=\"bold\">{}</text>",
+            top - 8.0,
+            escape(title)
+        );
+        for i in 0..=7 {
+            let v = y_min + (y_max - y_min) * i as f64 / 7.0;
+            let y = y_of(v);
+            let _ = writeln!(
+                s,
+                "<line x1=\"{x0}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#e6e6e6\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{v:.1}x</text>",
+                x0 + panel_w,
+                x0 - 6.0,
+                y + 4.0
+            );
+        }
+        for (x, label) in &ticks {
+            let xx = x_of(*x);
+            let _ = writeln!(
+                s,
+                "<line x1=\"{xx:.1}\" y1=\"{:.1}\" x2=\"{xx:.1}\" y2=\"{:.1}\" stroke=\"#444\"/><text x=\"{xx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{label}</text>",
+                top + panel_h,
+                top + panel_h + 5.0,
+                top + panel_h + 18.0
+            );
+        }
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            x0 + panel_w / 2.0,
+            top + panel_h + 36.0,
+            if id == 'e' {
+                "failure rate"
+            } else {
+                "clients (same total traffic, each its own budget)"
+            }
+        );
+        let _ = writeln!(
+            s,
+            "<path d=\"M{x0},{top} V{:.1} H{:.1}\" fill=\"none\" stroke=\"#444\"/>",
+            top + panel_h,
+            x0 + panel_w
+        );
+        let goals: &[(f64, &str)] = if id == 'e' {
+            &[(1.15, "goal 1.15x")]
+        } else {
+            &[(1.2, "goal 1.2x (N ≤ 100)"), (1.35, "1.35x (N = 1,000)")]
+        };
+        for (g, label) in goals {
+            let y = y_of(*g);
+            let _ = writeln!(
+                s,
+                "<line x1=\"{x0}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#2ca02c\" stroke-dasharray=\"5 4\"/><text x=\"{:.1}\" y=\"{:.1}\" fill=\"#2ca02c\" text-anchor=\"end\">{}</text>",
+                x0 + panel_w,
+                x0 + panel_w - 4.0,
+                y - 4.0,
+                escape(label)
+            );
+        }
+        let kinds: Vec<Kind> = rows[0].1.iter().map(|r| r.kind).collect();
+        for (i, kind) in kinds.iter().enumerate() {
+            let pts: Vec<(f64, f64)> = rows
+                .iter()
+                .filter_map(|(c, rs)| {
+                    let r = rs.iter().find(|r| r.kind == *kind)?;
+                    let x = if id == 'e' {
+                        c.failure_rate
+                    } else {
+                        f64::from(c.clients)
+                    };
+                    Some((x_of(x), y_of(r.amplification)))
+                })
+                .collect();
+            let line: Vec<String> = pts.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
+            let color = kind_color(*kind);
+            // Above the top of the panel: the height, in the strategy's colour.
+            let top_load = rows
+                .iter()
+                .filter_map(|(_, rs)| rs.iter().find(|r| r.kind == *kind))
+                .map(|r| r.amplification)
+                .fold(0.0, f64::max);
+            if top_load > y_max {
+                let _ = writeln!(
+                    s,
+                    "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"{color}\" font-weight=\"bold\">↑ {top_load:.1}x</text>",
+                    x0 + 8.0,
+                    top + 16.0
+                );
+            }
+            let _ = writeln!(
+                s,
+                "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
+                line.join(" ")
+            );
+            for (x, y) in &pts {
+                let _ = writeln!(
+                    s,
+                    "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3\" fill=\"{color}\"/>"
+                );
+            }
+            if p == 0 {
+                let ly = top + panel_h + 60.0;
+                let lx = x0 + i as f64 * 190.0;
+                let _ = writeln!(
+                    s,
+                    "<line x1=\"{lx:.1}\" y1=\"{ly:.1}\" x2=\"{:.1}\" y2=\"{ly:.1}\" stroke=\"{color}\" stroke-width=\"3\"/><text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+                    lx + 22.0,
+                    lx + 28.0,
+                    ly + 4.0,
+                    escape(kind.label())
+                );
+            }
+        }
+    }
+    s.push_str("</svg>\n");
+    s
 }

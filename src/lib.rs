@@ -174,11 +174,13 @@ pub use retry_macros::retry;
 /// ```
 pub use retry_macros::breakers;
 
-/// Declares named retry budgets, next to the breakers (no init call).
+/// Declares named retry budgets, next to the breakers (no init call). Keys: `capacity`,
+/// `ratio`, `min_per_sec`, `max_concurrent`, `window` (README, "Retry budgets").
 ///
 /// ```
 /// stormguard::budgets! {
 ///     payments { capacity: 50, ratio: 0.2, min_per_sec: 2, max_concurrent: 10 }
+///     bulk     { ratio: 0.05, window: "30s" }
 /// }
 /// ```
 pub use retry_macros::budgets;

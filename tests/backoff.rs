@@ -99,8 +99,14 @@ async fn fixed_and_linear_shapes() {
     assert_eq!(LINEAR.marks(), [0, 100, 300, 600]);
 }
 
+stormguard::budgets! {
+    // 7 retries in a row with no success: more than the 5 tokens a default budget starts
+    // with; this one starts with min_per_sec × window = 50.
+    backoff_roomy { min_per_sec: 10 }
+}
+
 static JITTERED: Clock = Clock::new();
-#[retry(attempts = 8, base = "100ms", max = "300ms")]
+#[retry(attempts = 8, base = "100ms", max = "300ms", budget = "backoff_roomy")]
 async fn jittered_default() -> Result<(), Boom> {
     JITTERED.mark();
     Err(Boom(0))

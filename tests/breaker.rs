@@ -23,7 +23,8 @@ stormguard::breakers! {
 }
 
 stormguard::budgets! {
-    refund_edge { capacity: 5, min_per_sec: 0 }
+    // Starts with min(capacity, min_per_sec × window) = 5 tokens: no success is needed.
+    refund_edge { capacity: 5, min_per_sec: 1 }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -52,8 +52,9 @@ async fn counts_calls_attempts_retries_and_give_ups_per_operation() {
 }
 
 stormguard::budgets! {
-    // Large enough that the budget never hides the retries this test counts.
-    stats_alert { capacity: 100000 }
+    // Large enough that the budget never hides the retries this test counts: it starts with
+    // min(capacity, min_per_sec × window) = 100,000 tokens, for an hour.
+    stats_alert { capacity: 100000, min_per_sec: 1000, window: "1h" }
 }
 
 #[retry(

@@ -70,6 +70,15 @@ pub struct Config {
     pub duration: f64,
     /// Seed of the model's generator and of the jitter.
     pub seed: u64,
+    /// Brooker's downstream when above 0: no queue, every call answered after an
+    /// exponentially distributed round trip of this mean (s); `capacity` only sets the rate.
+    pub rtt: f64,
+    /// Of the `clients`, the ones simulated in this run (a fleet too big for one run is
+    /// split into parts, its clients being independent); each request goes to one of them.
+    pub local: u32,
+    /// Each client has its own `#[retry]` call site, so its own budget, as its own process
+    /// would have (otherwise they all share one call site).
+    pub own_sites: bool,
 }
 
 impl Config {
@@ -93,6 +102,9 @@ impl Config {
             failure_rate: 0.0,
             duration: 60.0,
             seed: 0x5eed_0001,
+            rtt: 0.0,
+            local: 1000,
+            own_sites: false,
         };
         match id {
             'a' => a,
@@ -118,12 +130,124 @@ impl Config {
                 seed: 0x5eed_0004,
                 ..a
             },
-            _ => panic!("scenarios are 'a' to 'd'"),
+            // Brooker 2022, "the effect of failure rate": 100 clients x 10 rps against a
+            // server that fails at random, RTT exponential (mean 10 ms), 10 s.
+            'e' => Config {
+                id: 'e',
+                capacity: 1000.0,
+                load: 1.0,
+                clients: 100,
+                local: 100,
+                outage: 0.0,
+                stall: 0.0,
+                warmup: 0.0,
+                failure_rate: 0.1,
+                duration: 10.0,
+                rtt: 0.01,
+                seed: 0x5eed_0005,
+                ..a
+            },
+            // Brooker 2022, "the effect of client count": 1,000 rps from N clients, each
+            // with its own budget, through a 30 s total outage (after 20 s of traffic).
+            'f' => Config {
+                id: 'f',
+                capacity: 1000.0,
+                load: 1.0,
+                clients: 100,
+                local: 100,
+                own_sites: true,
+                outage_start: 20.0,
+                outage: 30.0,
+                stall: 0.0,
+                warmup: 0.0,
+                duration: 60.0,
+                rtt: 0.01,
+                seed: 0x5eed_0006,
+                ..a
+            },
+            // A lone client: one call per 10 s (Poisson) at a 1% failure rate.
+            'g' => Config {
+                id: 'g',
+                capacity: 0.1,
+                load: 1.0,
+                clients: 1,
+                local: 1,
+                outage: 0.0,
+                stall: 0.0,
+                warmup: 0.0,
+                failure_rate: 0.01,
+                duration: 50_000.0,
+                rtt: 0.01,
+                seed: 0x5eed_0007,
+                ..a
+            },
+            _ => panic!("scenarios are 'a' to 'g'"),
         }
+    }
+
+    /// The failure rates of the sweep of scenario (e).
+    pub const FAILURE_RATES: [f64; 10] = [0.01, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.75];
+    /// The fleet sizes of scenario (f).
+    pub const FLEETS: [u32; 4] = [1, 10, 100, 1000];
+
+    /// Every run of a scenario: one config for (a)–(d) and (g), one per failure rate for (e),
+    /// one per part of each fleet for (f) (at most [`FLEET_SITES`] clients a run).
+    pub fn sweep(id: char) -> Vec<Config> {
+        let base = Config::scenario(id);
+        match id {
+            'e' => Config::FAILURE_RATES
+                .iter()
+                .enumerate()
+                .map(|(i, &x)| Config {
+                    failure_rate: x,
+                    seed: base.seed + i as u64 * 0x100,
+                    ..base
+                })
+                .collect(),
+            'f' => Config::FLEETS
+                .iter()
+                .flat_map(|&n| Config::fleet(n))
+                .collect(),
+            _ => vec![base],
+        }
+    }
+
+    /// The runs of a fleet of `n` clients in scenario (f), `FLEET_SITES` clients a run.
+    pub fn fleet(n: u32) -> Vec<Config> {
+        let base = Config::scenario('f');
+        let per_run = (FLEET_SITES.len() as u32).min(n);
+        (0..n.div_ceil(per_run))
+            .map(|part| Config {
+                clients: n,
+                local: per_run,
+                seed: base.seed + u64::from(n) * 0x1000 + u64::from(part),
+                ..base
+            })
+            .collect()
+    }
+
+    /// The strategies compared in this scenario.
+    pub fn kinds(&self) -> &'static [Kind] {
+        match self.id {
+            'e' | 'f' => &Kind::BROOKER,
+            'g' => &[Kind::NoRetry, Kind::Defaults],
+            _ => &Kind::ALL,
+        }
+    }
+
+    /// Requests per second made in this run.
+    fn rate_here(&self) -> f64 {
+        self.load * self.capacity * f64::from(self.local) / f64::from(self.clients.max(1))
     }
 
     /// One line describing the scenario.
     pub fn describe(&self) -> String {
+        match self.id {
+            'e' => return "(e) Brooker's model: 100 clients x 10 rps, random failures at rate x, RTT exp. mean 10 ms, 10 s".to_owned(),
+            'f' => return "(f) Brooker's model: 1,000 rps from N clients, each its own budget, 30 s total outage".to_owned(),
+            'g' => return "(g) a lone client: one call per 10 s (Poisson), 1% of calls fail".to_owned(),
+            _ => {}
+        }
         let spare = ((1.0 - self.load) * 100.0).round();
         if self.outage > 0.0 && self.cold_start > 0.0 {
             format!(
@@ -251,6 +375,8 @@ pub struct Downstream {
     rng: RefCell<Rng>,
     series: RefCell<Series>,
     in_flight: Cell<u64>,
+    /// Brooker's token bucket, one per local client.
+    buckets: RefCell<Vec<f64>>,
 }
 
 impl Downstream {
@@ -267,6 +393,7 @@ impl Downstream {
                 succeeded: vec![0; buckets],
             }),
             in_flight: Cell::new(0),
+            buckets: RefCell::new(vec![sites::BUCKET_SIZE; cfg.local.max(1) as usize]),
         }
     }
 
@@ -297,6 +424,19 @@ impl Downstream {
         let in_outage = cfg.outage > 0.0 && now >= cfg.outage_start && now < cfg.outage_end();
         if in_outage && now >= cfg.crash() {
             return Err(CallError::Refused);
+        }
+        if cfg.rtt > 0.0 {
+            // Brooker's server: no queue, a random round trip, random failures.
+            let (rtt, failed) = {
+                let mut rng = self.rng.borrow_mut();
+                (rng.gap(1.0 / cfg.rtt), rng.unit() < cfg.failure_rate)
+            };
+            tokio::time::sleep_until(self.at(now + rtt)).await;
+            return if failed {
+                Err(CallError::Unavailable)
+            } else {
+                Ok(())
+            };
         }
         // Where the request would start being served.
         let mut start = self.next_free.get().max(now);
@@ -333,8 +473,14 @@ impl Downstream {
     }
 }
 
-/// A strategy: one logical client request, with its retries, against the downstream.
-pub type Strategy = fn(Rc<Downstream>) -> Pin<Box<dyn Future<Output = Result<(), CallError>>>>;
+/// A strategy: one logical client request of local client `client`, with its retries,
+/// against the downstream.
+pub type Strategy =
+    fn(Rc<Downstream>, usize) -> Pin<Box<dyn Future<Output = Result<(), CallError>>>>;
+
+#[path = "sites.rs"]
+mod sites;
+pub use sites::FLEET_SITES;
 
 /// The strategies, in the order of the table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -353,6 +499,11 @@ pub enum Kind {
     Defaults,
     /// The defaults plus a circuit breaker (whose name is also the budget's).
     Breaker,
+    /// Brooker's "three retries": up to 4 attempts, back to back.
+    ThreeRetries,
+    /// Brooker's token bucket per client: 10% of calls (0.1 token each), size 5, starts
+    /// full; up to 3 retries, each needs a token.
+    BrookerBucket,
 }
 
 impl Kind {
@@ -367,6 +518,27 @@ impl Kind {
         Kind::Breaker,
     ];
 
+    /// The strategies of Brooker's models, (e) and (f).
+    pub const BROOKER: [Kind; 4] = [
+        Kind::NoRetry,
+        Kind::ThreeRetries,
+        Kind::Defaults,
+        Kind::BrookerBucket,
+    ];
+
+    /// Every strategy of any scenario.
+    pub const EVERY: [Kind; 9] = [
+        Kind::NoRetry,
+        Kind::Immediate,
+        Kind::Fixed,
+        Kind::Exp,
+        Kind::ExpJitter,
+        Kind::Defaults,
+        Kind::Breaker,
+        Kind::ThreeRetries,
+        Kind::BrookerBucket,
+    ];
+
     /// The `strategy` field of the JSON lines.
     pub fn key(self) -> &'static str {
         match self {
@@ -377,6 +549,8 @@ impl Kind {
             Kind::ExpJitter => "exp_full_jitter",
             Kind::Defaults => "stormguard_defaults",
             Kind::Breaker => "stormguard_breaker",
+            Kind::ThreeRetries => "three_retries",
+            Kind::BrookerBucket => "brooker_bucket",
         }
     }
 
@@ -390,13 +564,16 @@ impl Kind {
             Kind::ExpJitter => "exp 1s->2s, full jitter",
             Kind::Defaults => "stormguard defaults",
             Kind::Breaker => "stormguard + breaker",
+            Kind::ThreeRetries => "three retries",
+            Kind::BrookerBucket => "Brooker's bucket",
         }
     }
 }
 
 stormguard::budgets! {
-    // Never runs dry: isolates backoff and jitter from the budget.
-    lab_unlimited { capacity: 1000000000, ratio: 1.0, min_per_sec: 1000000 }
+    // Never runs dry (it starts with min(capacity, min_per_sec × window) = 10⁹ tokens, for an
+    // hour): isolates backoff and jitter from the budget.
+    lab_unlimited { capacity: 1000000000, ratio: 1.0, min_per_sec: 1000000, window: "1h" }
 }
 
 stormguard::breakers! {
@@ -477,13 +654,21 @@ async fn breaker(ds: Rc<Downstream>) -> Result<(), CallError> {
 /// The fn behind a strategy.
 pub fn strategy(kind: Kind) -> Strategy {
     match kind {
-        Kind::NoRetry => |ds| Box::pin(no_retry(ds)),
-        Kind::Immediate => |ds| Box::pin(immediate(ds)),
-        Kind::Fixed => |ds| Box::pin(fixed(ds)),
-        Kind::Exp => |ds| Box::pin(exp(ds)),
-        Kind::ExpJitter => |ds| Box::pin(exp_jitter(ds)),
-        Kind::Defaults => |ds| Box::pin(defaults(ds)),
-        Kind::Breaker => |ds| Box::pin(breaker(ds)),
+        Kind::NoRetry => |ds, _| Box::pin(no_retry(ds)),
+        Kind::Immediate => |ds, _| Box::pin(immediate(ds)),
+        Kind::Fixed => |ds, _| Box::pin(fixed(ds)),
+        Kind::Exp => |ds, _| Box::pin(exp(ds)),
+        Kind::ExpJitter => |ds, _| Box::pin(exp_jitter(ds)),
+        Kind::Defaults => |ds, client| {
+            if ds.cfg.own_sites {
+                FLEET_SITES[client % FLEET_SITES.len()](ds)
+            } else {
+                Box::pin(defaults(ds))
+            }
+        },
+        Kind::Breaker => |ds, _| Box::pin(breaker(ds)),
+        Kind::ThreeRetries => |ds, _| Box::pin(sites::three_retries(ds)),
+        Kind::BrookerBucket => |ds, client| Box::pin(sites::brooker_bucket(ds, client)),
     }
 }
 
@@ -517,6 +702,9 @@ impl Config {
             self.warmup,
             self.failure_rate,
             self.duration,
+            self.rtt,
+            self.local as f64,
+            f64::from(u8::from(self.own_sites)),
         ];
         let nums: Vec<String> = f.iter().map(|x| format!("{x:?}")).collect();
         format!("{}:{}:{}", self.id, self.seed, nums.join(","))
@@ -531,7 +719,7 @@ impl Config {
             .split(',')
             .map(|x| x.parse().ok())
             .collect::<Option<_>>()?;
-        if f.len() != 12 {
+        if f.len() != 15 {
             return None;
         }
         Some(Config {
@@ -549,11 +737,29 @@ impl Config {
             failure_rate: f[10],
             duration: f[11],
             seed,
+            rtt: f[12],
+            local: f[13] as u32,
+            own_sites: f[14] != 0.0,
         })
     }
 }
 
 impl Series {
+    /// Adds another run's counts, bucket by bucket (the parts of a fleet).
+    pub fn add(&mut self, other: &Series) {
+        fn sum(a: &mut Vec<u32>, b: &[u32]) {
+            if a.len() < b.len() {
+                a.resize(b.len(), 0);
+            }
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
+        sum(&mut self.calls, &other.calls);
+        sum(&mut self.offered, &other.offered);
+        sum(&mut self.succeeded, &other.succeeded);
+    }
+
     fn encode(&self) -> String {
         let list = |v: &[u32]| v.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
         format!(
@@ -585,7 +791,7 @@ pub fn child_main() -> bool {
         return false;
     };
     let (kind, cfg) = spec.split_once(';').expect("STORM_RUN is kind;config");
-    let kind = Kind::ALL
+    let kind = Kind::EVERY
         .into_iter()
         .find(|k| k.key() == kind)
         .expect("a known strategy");
@@ -694,7 +900,8 @@ pub fn run_here(cfg: Config, strategy: Strategy) -> Option<Series> {
         }
         let ds = Rc::new(Downstream::new(cfg, Instant::now()));
         let mut rng = Rng::new(cfg.seed);
-        let rate = cfg.load * cfg.capacity;
+        let rate = cfg.rate_here();
+        let mut pick = Rng::new(cfg.seed ^ 0x00c1_1e47);
         let mut t = 0.0;
         loop {
             t += rng.gap(rate);
@@ -707,8 +914,9 @@ pub fn run_here(cfg: Config, strategy: Strategy) -> Option<Series> {
             ds.series.borrow_mut().offered[b] += 1;
             ds.in_flight.set(ds.in_flight.get() + 1);
             let ds = ds.clone();
+            let client = (pick.next_u64() % u64::from(cfg.local.max(1))) as usize;
             tokio::task::spawn_local(async move {
-                let ok = strategy(ds.clone()).await.is_ok();
+                let ok = strategy(ds.clone(), client).await.is_ok();
                 if ok {
                     ds.series.borrow_mut().succeeded[b] += 1;
                 }

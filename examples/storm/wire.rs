@@ -51,6 +51,9 @@ fn config() -> Config {
         failure_rate: 0.0,
         duration: 15.0,
         seed: 0x5eed_0077,
+        rtt: 0.0,
+        local: 50,
+        own_sites: false,
     }
 }
 

@@ -29,7 +29,13 @@ impl Kind {
                 "half_open_probes",
                 "probe_timeout",
             ],
-            Kind::Budgets => &["capacity", "ratio", "min_per_sec", "max_concurrent"],
+            Kind::Budgets => &[
+                "capacity",
+                "ratio",
+                "min_per_sec",
+                "max_concurrent",
+                "window",
+            ],
         }
     }
     fn macro_name(self) -> &'static str {
@@ -161,6 +167,20 @@ fn duration_of(key: &Ident, lit: &Lit) -> syn::Result<u64> {
     }
 }
 
+/// A budget's `window`: a duration string of at least 10 ms (a tenth of it is the step in
+/// which deposits expire, in whole milliseconds).
+fn budget_window(lit: &Lit) -> syn::Result<u64> {
+    const HINT: &str = "`window` is how long a success funds retries: write a duration of at least 10ms, like `window: \"5s\"`";
+    match lit {
+        Lit::Str(s) => match duration::parse(&s.value()) {
+            Ok(nanos) if nanos >= 10_000_000 => Ok(nanos),
+            Ok(_) => Err(syn::Error::new(s.span(), HINT)),
+            Err(m) => Err(syn::Error::new(s.span(), format!("`window`: {m}"))),
+        },
+        _ => Err(syn::Error::new(lit.span(), HINT)),
+    }
+}
+
 /// How to write `key` correctly.
 fn example(key: &str) -> &'static str {
     match key {
@@ -281,6 +301,10 @@ fn entry_tokens(
             (Kind::Budgets, "max_concurrent") => count(key, lit, 1).map(|n| {
                 let l = Literal::u32_suffixed(n as u32);
                 (quote!(#l), n as f64)
+            }),
+            (Kind::Budgets, "window") => budget_window(lit).map(|n| {
+                let l = Literal::u64_suffixed(n);
+                (quote!(#p::Duration::from_nanos(#l)), n as f64)
             }),
             (Kind::Budgets, "ratio") => number(key, lit).and_then(|r| {
                 if (0.0..=1000.0).contains(&r) {

@@ -1,46 +1,53 @@
-//! Retry budgets: a success-funded token bucket per budget name (or per call site) that caps
-//! retries to a fraction of real traffic, plus an optional cap on retries in flight.
+//! Retry budgets: the successes of the last `window` fund retries (`ratio` tokens each, at most
+//! `capacity`), plus a `min_per_sec` floor while successes are recent and a cap in flight.
+
+mod ledger;
 
 use crate::clock;
+use ledger::{Grant, Ledger, Shape};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
-
-/// Tokens are counted in thousandths, so that a deposit of 0.1 is an integer add.
-const MILLI: u64 = 1000;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 /// The shape of one retry budget.
 ///
 /// # Defaults
-/// - `capacity`: 100 tokens (the bucket starts full)
-/// - `ratio`: 0.1 token deposited per successful call
-/// - `min_per_sec`: 1 retry per second allowed even when the bucket is empty
+/// - `capacity`: 100 tokens at most (a budget starts empty: only successes fund it)
+/// - `ratio`: 0.125 token deposited per successful call
+/// - `min_per_sec`: 1 retry per second allowed beyond the tokens, while the window saw a success
 /// - `max_concurrent`: none (no cap on retries in flight)
+/// - `window`: 5 s (a deposit expires after it; the floor needs a success within it)
 ///
 /// ```
 /// use retry_runtime::BudgetConfig;
 /// const TIGHT: BudgetConfig = BudgetConfig::DEFAULT.with_capacity(10).with_max_concurrent(4);
-/// assert_eq!(TIGHT.ratio, 0.1);
+/// assert_eq!(TIGHT.ratio(), 0.125);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BudgetConfig {
-    /// Bucket size, and its starting level.
-    pub capacity: u32,
+    /// The most tokens the budget may hold.
+    capacity: u32,
     /// Tokens deposited by each successful call.
-    pub ratio: f64,
-    /// Retries allowed per second even with an empty bucket.
-    pub min_per_sec: u32,
+    ratio: f64,
+    /// Retries allowed per second beyond the tokens, while the window saw a success.
+    min_per_sec: u32,
     /// Most retries in flight at once (`None`: no cap).
-    pub max_concurrent: Option<u32>,
+    max_concurrent: Option<u32>,
+    /// How long a deposit lasts, and how recent a success must be for the floor.
+    window: Duration,
 }
 
 impl BudgetConfig {
-    /// 100 tokens, 0.1 per success, 1 retry per second when empty, no concurrency cap.
+    /// At most 100 tokens, 0.125 per success, kept 5 s; 1 retry per second beyond them while the
+    /// last 5 s saw a success; no concurrency cap.
     pub const DEFAULT: BudgetConfig = BudgetConfig {
         capacity: 100,
-        ratio: 0.1,
+        ratio: 0.125,
         min_per_sec: 1,
         max_concurrent: None,
+        window: Duration::from_secs(5),
     };
-    /// Sets the bucket size.
+    /// Sets the most tokens held.
     pub const fn with_capacity(mut self, capacity: u32) -> Self {
         self.capacity = capacity;
         self
@@ -50,7 +57,7 @@ impl BudgetConfig {
         self.ratio = ratio;
         self
     }
-    /// Sets the retries per second allowed when empty.
+    /// Sets the retries per second allowed beyond the tokens.
     pub const fn with_min_per_sec(mut self, min_per_sec: u32) -> Self {
         self.min_per_sec = min_per_sec;
         self
@@ -59,6 +66,38 @@ impl BudgetConfig {
     pub const fn with_max_concurrent(mut self, max: u32) -> Self {
         self.max_concurrent = Some(max);
         self
+    }
+    /// Sets how long a deposit lasts.
+    pub const fn with_window(mut self, window: Duration) -> Self {
+        self.window = window;
+        self
+    }
+}
+
+impl BudgetConfig {
+    /// `capacity` (see the field list above).
+    pub const fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// `ratio` (see the field list above).
+    pub const fn ratio(&self) -> f64 {
+        self.ratio
+    }
+
+    /// `min_per_sec` (see the field list above).
+    pub const fn min_per_sec(&self) -> u32 {
+        self.min_per_sec
+    }
+
+    /// `max_concurrent` (see the field list above).
+    pub const fn max_concurrent(&self) -> Option<u32> {
+        self.max_concurrent
+    }
+
+    /// `window` (see the field list above).
+    pub const fn window(&self) -> Duration {
+        self.window
     }
 }
 
@@ -71,47 +110,58 @@ impl Default for BudgetConfig {
 /// Why a budget refused a retry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
-    /// The bucket is empty and this second's minimum is used up.
+    /// The window's deposits are spent and the floor does not apply (or is used up).
     Exhausted,
     /// `max_concurrent` retries are already in flight.
     Concurrency,
 }
 
-/// A token bucket shared by every call drawing on it. All operations are lock-free.
+/// `fresh` before the first success: that success reads the clock once, to date the start.
+const UNTOUCHED: u64 = u64::MAX;
+
+/// The retry budget shared by every call drawing on it.
 ///
-/// A retry withdraws its cost when it is decided; the call gives the tokens back
-/// ([`RetrySlot::refund`]) when that retry succeeds, or is not made after all (a breaker
-/// refused it, the deadline left no time), so only retries that fail cost the budget.
+/// A successful call counts itself in one atomic (one load once the count is high enough to
+/// fill the bucket: no clock, no lock). The retry path, which reads the clock anyway, books
+/// those successes into the last `window` (as spread evenly since it last looked: the
+/// successes were not timed), drops what expired, and withdraws the retry's cost (1, 2 after a
+/// timeout) from the oldest deposits. So the budget holds about `ratio` × the successes of
+/// the last `window` minus the retries of that window, never more than `capacity`, and never
+/// more than its own recent traffic earned: it starts empty. Beyond the tokens, `min_per_sec`
+/// retries a second are allowed while the window saw a success. A retry that is not made
+/// after all (a breaker refused it, the deadline left no time) gives its cost back.
 ///
 /// ```
 /// use retry_runtime::{Budget, BudgetConfig};
-/// static B: Budget = Budget::new("docs", BudgetConfig::DEFAULT.with_capacity(2).with_min_per_sec(0));
+/// static B: Budget = Budget::new("docs", BudgetConfig::DEFAULT.with_ratio(0.1).with_min_per_sec(0));
+/// assert!(B.try_withdraw(1).is_err()); // nothing earned yet: no retry
+/// for _ in 0..20 { B.deposit(); }      // twenty successes fund two retries
 /// let a = B.try_withdraw(1).unwrap();
 /// let b = B.try_withdraw(1).unwrap();
-/// assert!(B.try_withdraw(1).is_err()); // empty: no retry
+/// assert!(B.try_withdraw(1).is_err());
 /// drop((a, b));
-/// for _ in 0..10 { B.deposit(); }      // ten successes fund one retry
-/// assert!(B.try_withdraw(1).is_ok());
 /// ```
 #[derive(Debug)]
 pub struct Budget {
     name: &'static str,
     config: BudgetConfig,
-    deposit_milli: u64,
-    capacity_milli: u64,
-    tokens_milli: AtomicU64,
-    /// The `min_per_sec` allowance of an empty bucket, as a second bucket that refills
-    /// continuously: `(last refill in ms of clock::now_nanos) << 20 | milli-tokens`.
-    floor: AtomicU64,
+    shape: Shape,
+    /// Successes not booked into the ledger yet, saturating at `fresh_max` (`UNTOUCHED`
+    /// before the first one).
+    fresh: AtomicU64,
+    fresh_max: u64,
+    /// When the first success happened (ms of `clock::now_nanos`), 0 before it.
+    first_ms: AtomicU64,
+    ledger: Mutex<Ledger>,
     in_flight: AtomicU32,
     granted: AtomicU64,
     refused: AtomicU64,
 }
 
 impl Budget {
-    /// A full budget.
+    /// An empty budget.
     pub const fn new(name: &'static str, config: BudgetConfig) -> Budget {
-        // NaN and negatives deposit nothing; a huge ratio is clamped so deposits cannot overflow.
+        // NaN and negatives deposit nothing; a huge ratio is clamped.
         let ratio = if config.ratio > 0.0 {
             if config.ratio < 1e6 {
                 config.ratio
@@ -121,14 +171,33 @@ impl Budget {
         } else {
             0.0
         };
-        let capacity_milli = config.capacity as u64 * MILLI;
+        // Counting successes beyond what fills the bucket twice over (and keeps the floor
+        // open) changes nothing once they are booked within the window: the count stops
+        // there, and the success path is a load again.
+        let fill = if ratio > 0.0 {
+            (config.capacity as f64 / ratio) as u64
+        } else {
+            0
+        };
+        let fresh_max = 2 * fill + 64;
         Budget {
             name,
             config,
-            deposit_milli: (ratio * MILLI as f64) as u64,
-            capacity_milli,
-            tokens_milli: AtomicU64::new(capacity_milli),
-            floor: AtomicU64::new(FLOOR_UNUSED),
+            shape: Shape {
+                capacity: config.capacity as f64,
+                ratio,
+                min_per_sec: config.min_per_sec as f64,
+                window_ms: ledger::window_ms(config.window),
+                start: start_grant(config),
+            },
+            fresh: AtomicU64::new(UNTOUCHED),
+            fresh_max: if fresh_max < UNTOUCHED - 1 {
+                fresh_max
+            } else {
+                UNTOUCHED - 1
+            },
+            first_ms: AtomicU64::new(0),
+            ledger: Mutex::new(Ledger::new()),
             in_flight: AtomicU32::new(0),
             granted: AtomicU64::new(0),
             refused: AtomicU64::new(0),
@@ -145,9 +214,19 @@ impl Budget {
         &self.config
     }
 
-    /// Tokens in the bucket now.
+    fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tokens held as of the last retry decision, plus the successes counted since (not yet
+    /// aged: that happens on the retry path), at most `capacity`.
     pub fn tokens(&self) -> f64 {
-        self.tokens_milli.load(Relaxed).min(self.capacity_milli) as f64 / MILLI as f64
+        let fresh = match self.fresh.load(Relaxed) {
+            UNTOUCHED => 0,
+            n => n,
+        };
+        let held = self.ledger().tokens() + fresh as f64 * self.shape.ratio;
+        held.min(self.shape.capacity)
     }
 
     /// Retries in flight now.
@@ -160,26 +239,39 @@ impl Budget {
         (self.granted.load(Relaxed), self.refused.load(Relaxed))
     }
 
-    /// Funds the bucket after a successful call: one load when it is full (the steady state),
-    /// else one add.
+    /// Counts a successful call: one load once enough successes are counted to fill the
+    /// bucket (the steady state), else one add. No clock, no lock.
     #[inline]
     pub fn deposit(&self) {
-        if self.tokens_milli.load(Relaxed) < self.capacity_milli {
-            self.credit(self.deposit_milli);
+        let n = self.fresh.load(Relaxed);
+        if n < self.fresh_max {
+            self.fresh.fetch_add(1, Relaxed);
+        } else if n == UNTOUCHED {
+            self.first_deposit();
         }
     }
 
-    /// Adds `milli` thousandths of a token, never leaving more than `capacity` for longer than
-    /// the instant between the add and the clamp (withdrawals clamp what they read).
-    fn credit(&self, milli: u64) {
-        let before = self.tokens_milli.fetch_add(milli, AcqRel);
-        if before.saturating_add(milli) > self.capacity_milli {
-            self.tokens_milli.fetch_min(self.capacity_milli, AcqRel);
+    /// The budget's first success ever: dates the start of its earnings (one clock read in
+    /// the budget's life), so that its first retry decision knows over how long they came.
+    #[cold]
+    #[inline(never)]
+    fn first_deposit(&self) {
+        let now_ms = clock::now_nanos() / 1_000_000;
+        let _ = self
+            .first_ms
+            .compare_exchange(0, now_ms.max(1), AcqRel, Relaxed);
+        if self
+            .fresh
+            .compare_exchange(UNTOUCHED, 1, AcqRel, Relaxed)
+            .is_err()
+        {
+            self.deposit();
         }
     }
 
     /// Asks for one retry costing `cost` tokens. Never waits: `Err` means "do not retry".
-    /// The returned slot counts the retry as in flight until it is dropped.
+    /// The returned slot counts the retry as in flight until it is dropped. Reads the clock
+    /// and takes the budget's lock for a few arithmetic steps (the retry path only).
     pub fn try_withdraw(&'static self, cost: u32) -> Result<RetrySlot, Refusal> {
         let in_flight = if let Some(max) = self.config.max_concurrent {
             if self.in_flight.fetch_add(1, AcqRel) >= max {
@@ -194,79 +286,46 @@ impl Budget {
         let mut slot = RetrySlot {
             budget: self,
             in_flight,
-            taken_milli: 0,
+            grant: None,
         };
-        let want = cost as u64 * MILLI;
-        // Compare against the stored value itself (a deposit may have left it above capacity
-        // for a moment): the exchange then never waits on another thread's `fetch_min`.
-        let mut stored = self.tokens_milli.load(Relaxed);
-        loop {
-            let available = stored.min(self.capacity_milli);
-            if available < want {
-                break;
-            }
-            match self
-                .tokens_milli
-                .compare_exchange_weak(stored, available - want, AcqRel, Relaxed)
-            {
-                Ok(_) => {
-                    self.granted.fetch_add(1, Relaxed);
-                    slot.taken_milli = want;
-                    return Ok(slot);
-                }
-                Err(actual) => stored = actual,
-            }
-        }
-        if self.take_minimum() {
-            self.granted.fetch_add(1, Relaxed);
-            return Ok(slot);
-        }
-        self.refused.fetch_add(1, Relaxed);
-        Err(Refusal::Exhausted)
-    }
-
-    /// The `min_per_sec` allowance of an empty bucket (reads the clock: refusal path only).
-    ///
-    /// A small bucket of `min_per_sec` tokens refilled continuously at `min_per_sec` per
-    /// second: it depends only on time differences, so runs on a paused clock are exact.
-    fn take_minimum(&self) -> bool {
-        let rate = u64::from(self.config.min_per_sec.min(FLOOR_MAX_PER_SEC));
-        if rate == 0 {
-            return false;
-        }
-        let full = rate * MILLI;
         let now_ms = clock::now_nanos() / 1_000_000;
-        let mut word = self.floor.load(Acquire);
-        loop {
-            let (last_ms, level) = if word == FLOOR_UNUSED {
-                (now_ms, full)
-            } else {
-                (word >> FLOOR_SHIFT, word & FLOOR_LEVEL_MASK)
+        let grant = {
+            let mut ledger = self.ledger();
+            let successes = match self.fresh.load(Acquire) {
+                UNTOUCHED => 0,
+                _ => self.fresh.swap(0, AcqRel),
             };
-            let refill = now_ms.saturating_sub(last_ms).saturating_mul(rate);
-            let level = level.saturating_add(refill).min(full);
-            let (granted, level) = match level.checked_sub(MILLI) {
-                Some(left) => (true, left),
-                None => (false, level),
-            };
-            let next = (now_ms.max(last_ms) << FLOOR_SHIFT) | level;
-            match self
-                .floor
-                .compare_exchange_weak(word, next, AcqRel, Acquire)
-            {
-                Ok(_) => return granted,
-                Err(actual) => word = actual,
+            let since = self.first_ms.load(Acquire);
+            ledger.collect(&self.shape, now_ms, since, successes);
+            ledger.take(&self.shape, now_ms, f64::from(cost))
+        };
+        match grant {
+            Some(g) => {
+                self.granted.fetch_add(1, Relaxed);
+                slot.grant = Some(g);
+                Ok(slot)
+            }
+            None => {
+                self.refused.fetch_add(1, Relaxed);
+                Err(Refusal::Exhausted)
             }
         }
     }
 }
 
-/// `floor` before its first use (the allowance starts full).
-const FLOOR_UNUSED: u64 = u64::MAX;
-const FLOOR_SHIFT: u32 = 20;
-const FLOOR_LEVEL_MASK: u64 = (1 << FLOOR_SHIFT) - 1;
-/// The level is stored in 20 bits of milli-tokens.
-const FLOOR_MAX_PER_SEC: u32 = ((1 << FLOOR_SHIFT) - 1) / MILLI as u32;
+/// What a budget starts with: `min_per_sec` × `window` tokens (5 by default), at most
+/// `capacity`, dated at its first event (first success or first retry decision) and expiring
+/// a window later. It lets a new process retry its first failures; a process that has run
+/// for a window has only what its successes earned.
+const fn start_grant(config: BudgetConfig) -> f64 {
+    let secs = config.window.as_millis() as f64 / 1000.0;
+    let grant = config.min_per_sec as f64 * secs;
+    if grant < config.capacity as f64 {
+        grant
+    } else {
+        config.capacity as f64
+    }
+}
 
 /// A granted retry, counted as in flight (for `max_concurrent`) until dropped.
 #[derive(Debug)]
@@ -275,16 +334,17 @@ pub struct RetrySlot {
     budget: &'static Budget,
     /// Counted in `in_flight` (the budget has `max_concurrent`).
     in_flight: bool,
-    /// Tokens taken from the bucket (0 when the `min_per_sec` floor granted it).
-    taken_milli: u64,
+    /// What paid for it: tokens, or the `min_per_sec` floor.
+    grant: Option<Grant>,
 }
 
 impl RetrySlot {
-    /// The retry was not made after all (the breaker refused it): its tokens go back.
+    /// The retry was not made after all (the breaker refused it, the deadline left no
+    /// time): what it took goes back.
     pub fn refund(mut self) {
-        let taken = std::mem::take(&mut self.taken_milli);
-        if taken > 0 {
-            self.budget.credit(taken);
+        if let Some(grant) = self.grant.take() {
+            let b = self.budget;
+            b.ledger().give_back(&b.shape, grant);
         }
     }
 }
@@ -301,28 +361,59 @@ impl Drop for RetrySlot {
 mod tests {
     use super::*;
 
+    fn deposit(b: &Budget, n: u32) {
+        for _ in 0..n {
+            b.deposit();
+        }
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn an_empty_bucket_still_allows_min_per_sec() {
+    async fn past_the_tokens_min_per_sec_applies_while_successes_are_recent() {
         static B: Budget = Budget::new(
             "t-min",
             BudgetConfig::DEFAULT.with_capacity(0).with_min_per_sec(2),
         );
+        assert_eq!(
+            B.try_withdraw(1).unwrap_err(),
+            Refusal::Exhausted,
+            "no success yet"
+        );
+        deposit(&B, 1);
         assert!(B.try_withdraw(1).is_ok());
         assert!(B.try_withdraw(1).is_ok());
         assert_eq!(B.try_withdraw(1).unwrap_err(), Refusal::Exhausted);
-        tokio::time::advance(std::time::Duration::from_secs(1)).await;
+        tokio::time::advance(Duration::from_secs(1)).await;
         assert!(B.try_withdraw(1).is_ok());
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(
+            B.try_withdraw(1).unwrap_err(),
+            Refusal::Exhausted,
+            "the success is older than the window"
+        );
     }
 
     #[test]
-    fn deposits_never_overfill() {
+    fn a_budget_starts_empty_and_never_overfills() {
         static B: Budget = Budget::new("t-fill", BudgetConfig::DEFAULT.with_capacity(1));
-        for _ in 0..100 {
-            B.deposit();
-        }
+        assert_eq!(B.tokens(), 0.0);
+        deposit(&B, 100);
         assert_eq!(B.tokens(), 1.0);
         let _slot = B.try_withdraw(1).unwrap();
         assert_eq!(B.tokens(), 0.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deposits_expire_after_the_window() {
+        static B: Budget = Budget::new(
+            "t-expire",
+            BudgetConfig::DEFAULT
+                .with_min_per_sec(0)
+                .with_window(Duration::from_secs(2)),
+        );
+        deposit(&B, 16); // 2 tokens
+        assert!(B.try_withdraw(1).is_ok());
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert_eq!(B.try_withdraw(1).unwrap_err(), Refusal::Exhausted);
     }
 
     #[test]
@@ -331,6 +422,7 @@ mod tests {
             "t-refund",
             BudgetConfig::DEFAULT.with_capacity(2).with_min_per_sec(0),
         );
+        deposit(&B, 16);
         let slot = B.try_withdraw(2).unwrap();
         assert_eq!(B.tokens(), 0.0);
         slot.refund();
@@ -340,6 +432,7 @@ mod tests {
     #[test]
     fn max_concurrent_caps_retries_in_flight() {
         static B: Budget = Budget::new("t-conc", BudgetConfig::DEFAULT.with_max_concurrent(1));
+        deposit(&B, 80);
         let first = B.try_withdraw(1).unwrap();
         assert_eq!(B.try_withdraw(1).unwrap_err(), Refusal::Concurrency);
         drop(first);
@@ -352,6 +445,7 @@ mod tests {
             "t-cost",
             BudgetConfig::DEFAULT.with_capacity(3).with_min_per_sec(0),
         );
+        deposit(&B, 24);
         let _a = B.try_withdraw(2).unwrap();
         assert!(B.try_withdraw(2).is_err());
         assert!(B.try_withdraw(1).is_ok());

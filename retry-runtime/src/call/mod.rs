@@ -265,13 +265,10 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
     #[inline]
     fn on_success(&mut self) {
         if let Some(state) = &mut *self.state {
-            // A retry that succeeds gives its tokens back: only retries that fail cost the
-            // budget (as in gRPC's retry throttling). An outage, where retries fail, still
-            // drains it; a steady failure rate is retried in full as long as successes fund
-            // the failed retries.
-            if let Some(slot) = state.slot.take() {
-                slot.refund();
-            }
+            // A retry that succeeds keeps its cost: every retry is extra load, so retries stay
+            // within `ratio` of the successes at every failure rate (docs/STORM.md). Only the
+            // place in `max_concurrent` ends here.
+            drop(state.slot.take());
         }
         self.site.record_success(self.scope.number);
         self.site.budget().deposit();

@@ -13,7 +13,7 @@ mod resilience {
 
     stormguard::budgets! {
         payments { capacity: 50, ratio: 0.2, min_per_sec: 2, max_concurrent: 10 }
-        bulk     { capacity: 0, ratio: 1 }
+        bulk     { capacity: 0, ratio: 1, window: "30s" }
     }
 }
 
