@@ -159,6 +159,7 @@ pub use retry_runtime::alert::set_retry_success_alert;
 pub use retry_runtime::attempt;
 pub use retry_runtime::breaker::{Breaker, BreakerConfig, BreakerCounts, BreakerState, Window};
 pub use retry_runtime::budget::{Budget, BudgetConfig};
+pub use retry_runtime::classify::Classify;
 pub use retry_runtime::error::GuardError;
 pub use retry_runtime::policy::{Backoff, Jitter, Policy};
 pub use retry_runtime::registry::undeclared_breakers;
@@ -198,6 +199,7 @@ pub mod __private {
     pub use retry_runtime::breaker::{Breaker, BreakerConfig, Window};
     pub use retry_runtime::budget::{Budget, BudgetConfig};
     pub use retry_runtime::call::{every_error, no_hint, BreakerHeld, Call, Verdict};
+    pub use retry_runtime::default_when;
     pub use retry_runtime::describe;
     pub use retry_runtime::linkme;
     pub use retry_runtime::policy::{Backoff, Jitter, Policy};

@@ -22,13 +22,21 @@ pub fn expand(args: &Args, mut item: ItemFn, ret: &Type) -> TokenStream {
     let returned = Ident::new("__stormguard_return", Span::mixed_site());
     let delay = Ident::new("__stormguard_delay", Span::mixed_site());
     // A `when`/`retry_after` fn of the wrong signature is reported at the user's path.
+    // Without the key: the error type's `Classify` impl where it has one, else every error
+    // is transient and there is no hint (chosen at compile time, used only on a failure).
     let when = match &args.when {
         Some(when) => quote_spanned!(syn::spanned::Spanned::span(when)=> &#when),
-        None => quote!(&#private::every_error),
+        None => quote!(&{
+            use #private::default_when::{ViaClassify as _, ViaDefault as _};
+            (&&#private::default_when::DefaultWhen::<#ret>::new()).__stormguard_when()
+        }),
     };
     let retry_after = match &args.retry_after {
         Some(hint) => quote_spanned!(syn::spanned::Spanned::span(hint)=> &#hint),
-        None => quote!(&#private::no_hint),
+        None => quote!(&{
+            use #private::default_when::{ViaClassify as _, ViaDefault as _};
+            (&&#private::default_when::DefaultWhen::<#ret>::new()).__stormguard_retry_after()
+        }),
     };
     let is_async = item.sig.asyncness.is_some();
     // Only a guard that can end an attempt needs the user's error type to hold a GuardError:

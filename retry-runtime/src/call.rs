@@ -474,14 +474,16 @@ impl<L: Held> Call<L> {
     ) -> Result<Duration, GiveUpReason> {
         let site = self.site;
         let policy = site.policy();
+        // An attempt cut off by the deadline ends the call for that reason, whatever `when`
+        // says of the error (a `Classify` impl calls `DeadlineExceeded` permanent).
+        if timed_out == Some(true) {
+            return Err(GiveUpReason::Deadline);
+        }
         if !transient {
             return Err(GiveUpReason::PermanentError);
         }
         if self.scope.take_retried_below() {
             return Err(GiveUpReason::RetriedBelow);
-        }
-        if timed_out == Some(true) {
-            return Err(GiveUpReason::Deadline);
         }
         if self.scope.number >= policy.attempts {
             return Err(GiveUpReason::AttemptsExhausted);

@@ -12,7 +12,10 @@ pub mod backoff;
 pub mod breaker;
 pub mod budget;
 pub mod call;
+pub mod classify;
 pub mod clock;
+#[doc(hidden)]
+pub mod default_when;
 pub mod describe;
 pub mod error;
 pub mod export;
@@ -29,6 +32,7 @@ pub use attempt::attempt;
 pub use breaker::{Breaker, BreakerConfig, BreakerState, Window};
 pub use budget::{Budget, BudgetConfig};
 pub use call::{Call, Verdict};
+pub use classify::Classify;
 pub use error::{FromGuardError, GuardError};
 pub use policy::{Backoff, Jitter, Policy};
 pub use registry::{find_breaker, undeclared_breakers};
