@@ -159,6 +159,51 @@ pub use retry_runtime::alert::set_retry_success_alert;
 pub use retry_runtime::attempt;
 pub use retry_runtime::breaker::{Breaker, BreakerConfig, BreakerCounts, BreakerState, Window};
 pub use retry_runtime::budget::{Budget, BudgetConfig};
+/// An error that knows whether it is transient: where the fn's error type implements it and
+/// the attribute has no `when` (resp. `retry_after`), the call site uses the impl.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use std::time::Duration;
+/// use stormguard::Classify;
+///
+/// #[derive(Debug)]
+/// enum ApiError { Busy { retry_in_ms: u64 }, BadRequest }
+/// # impl std::fmt::Display for ApiError { fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { write!(f, "{self:?}") } }
+///
+/// impl Classify for ApiError {
+///     fn is_transient(&self) -> bool {
+///         matches!(self, ApiError::Busy { .. })
+///     }
+///     fn retry_after(&self) -> Option<Duration> {
+///         match self {
+///             ApiError::Busy { retry_in_ms } => Some(Duration::from_millis(*retry_in_ms)),
+///             ApiError::BadRequest => None,
+///         }
+///     }
+/// }
+///
+/// static CALLS: AtomicU32 = AtomicU32::new(0);
+///
+/// #[stormguard::retry(attempts = 5)] // no `when`, no `retry_after`: the impl decides
+/// async fn submit() -> Result<(), ApiError> {
+///     match CALLS.fetch_add(1, Ordering::SeqCst) {
+///         0 => Err(ApiError::Busy { retry_in_ms: 300 }), // retried after 300ms
+///         _ => Err(ApiError::BadRequest),                // permanent: returned at once
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let start = tokio::time::Instant::now();
+/// assert!(matches!(submit().await, Err(ApiError::BadRequest)));
+/// assert_eq!(CALLS.load(Ordering::SeqCst), 2);
+/// assert!(start.elapsed() >= Duration::from_millis(300));
+/// # }
+/// ```
+///
+/// An explicit `when = path` (or `retry_after = path`) wins over the impl; an error type
+/// without an impl, or a generic `E` whose bounds do not include `Classify`, keeps the default
+/// (every error is transient, no hint).
 pub use retry_runtime::classify::Classify;
 pub use retry_runtime::error::GuardError;
 pub use retry_runtime::policy::{Backoff, Jitter, Policy};
@@ -188,6 +233,53 @@ pub fn breaker(name: &str) -> &'static Breaker {
 /// ```
 pub fn seed_jitter(seed: u64) {
     retry_runtime::jitter::seed(seed);
+}
+
+/// HTTP through reqwest (feature `reqwest`): [`check`](http::check) turns an error status
+/// into an error that knows whether it is transient and carries the server's `Retry-After`.
+///
+/// The whole client side of a retried fetch is the annotated fn:
+///
+/// ```
+/// # use axum::{http::StatusCode, routing::get, Router};
+/// # use std::sync::atomic::{AtomicU32, Ordering};
+/// # static SEEN: AtomicU32 = AtomicU32::new(0);
+/// #[stormguard::retry(attempts = 4, timeout = "2s")]
+/// async fn fetch_invoice(client: &reqwest::Client, url: &str) -> Result<String, stormguard::http::Error> {
+///     let response = stormguard::http::check(client.get(url).send().await?)?;
+///     Ok(response.text().await?)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// # let app = Router::new()
+/// #     .route("/invoice/7", get(|| async {
+/// #         match SEEN.fetch_add(1, Ordering::SeqCst) {
+/// #             0 => Err((StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "0")])),
+/// #             _ => Ok("invoice 7"),
+/// #         }
+/// #     }));
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// # let base = format!("http://{}", listener.local_addr().unwrap());
+/// # tokio::spawn(async move { axum::serve(listener, app).await });
+/// let client = reqwest::Client::new();
+/// // The local server answers 503 with `Retry-After: 0` once, then 200; anything else is 404.
+/// assert_eq!(fetch_invoice(&client, &format!("{base}/invoice/7")).await.unwrap(), "invoice 7");
+/// let error = fetch_invoice(&client, &format!("{base}/invoice/8")).await.unwrap_err();
+/// let stormguard::http::Error::Status(status) = error else { panic!("{error}") };
+/// assert_eq!(status.status(), 404); // returned after one attempt
+/// # assert_eq!(SEEN.load(Ordering::SeqCst), 2);
+/// # }
+/// ```
+///
+/// Transient statuses: 408, 429, 500, 502, 503, 504 (the AWS SDK's 5xx list, plus 408 and
+/// 429 as Microsoft's HTTP resilience handler retries them); every other status is
+/// permanent. Transient transport errors: timeouts, connect errors, a connection closed or
+/// reset before the response. `Retry-After` is read in both its forms (seconds and
+/// HTTP-date, see [`parse_retry_after`](http::parse_retry_after)); the delay is then the
+/// larger of it and the backoff, and a hint above `max` ends the retries.
+#[cfg(feature = "reqwest")]
+pub mod http {
+    pub use retry_runtime::http::{check, parse_retry_after, Error, StatusError};
 }
 
 /// What generated code names. Not public API: it may change in any release.

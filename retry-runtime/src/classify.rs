@@ -20,11 +20,9 @@ use std::time::Duration;
 ///
 /// ```
 /// use std::time::Duration;
-/// use stormguard::Classify;
+/// use retry_runtime::Classify;
 ///
-/// #[derive(Debug)]
 /// enum ApiError { Busy { retry_in_ms: u64 }, BadRequest }
-/// # impl std::fmt::Display for ApiError { fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { write!(f, "{self:?}") } }
 ///
 /// impl Classify for ApiError {
 ///     fn is_transient(&self) -> bool {
@@ -38,18 +36,8 @@ use std::time::Duration;
 ///     }
 /// }
 ///
-/// static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-///
-/// #[stormguard::retry(attempts = 5)] // no `when`: the impl decides
-/// async fn submit() -> Result<(), ApiError> {
-///     CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-///     Err(ApiError::BadRequest)
-/// }
-///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
-/// assert!(matches!(submit().await, Err(ApiError::BadRequest)));
-/// assert_eq!(CALLS.load(std::sync::atomic::Ordering::SeqCst), 1); // permanent: not retried
-/// # }
+/// assert!(!ApiError::BadRequest.is_transient());
+/// assert_eq!(ApiError::Busy { retry_in_ms: 250 }.retry_after(), Some(Duration::from_millis(250)));
 /// ```
 pub trait Classify {
     /// Worth a retry: the same call may succeed later (a timeout, a reset connection, a 503).
@@ -76,7 +64,7 @@ pub trait Classify {
 ///
 /// ```
 /// use std::io::{Error, ErrorKind};
-/// use stormguard::Classify;
+/// use retry_runtime::Classify;
 ///
 /// assert!(Error::from(ErrorKind::ConnectionReset).is_transient());
 /// assert!(!Error::from(ErrorKind::PermissionDenied).is_transient());
@@ -117,7 +105,7 @@ pub(crate) fn is_transient_kind(kind: io::ErrorKind) -> bool {
 ///
 /// ```
 /// use std::time::Duration;
-/// use stormguard::{Classify, GuardError};
+/// use retry_runtime::{Classify, GuardError};
 ///
 /// let timeout = GuardError::Timeout { op: "op", attempt: 1, after: Duration::from_millis(500) };
 /// assert!(timeout.is_transient());

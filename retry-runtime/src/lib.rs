@@ -20,6 +20,8 @@ pub mod describe;
 pub mod error;
 pub mod export;
 pub mod guard;
+#[cfg(feature = "reqwest")]
+pub mod http;
 pub mod jitter;
 pub mod log;
 pub mod policy;
