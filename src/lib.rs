@@ -50,8 +50,8 @@
 /// | `jitter` / `jitter = "full" \| "equal" \| "decorrelated" \| "none"` | randomisation of each delay | "full" |
 /// | `timeout = "500ms"` | per-attempt limit; the attempt is dropped (cancelled) when it passes | none |
 /// | `deadline = "5s"` | limit on the whole call, attempts and sleeps together | none |
-/// | `when = path` | `fn(&E) -> bool`: is this error transient? | every error |
-/// | `retry_after = path` | `fn(&E) -> Option<Duration>`: the server's hint | none |
+/// | `when = path` | `fn(&E) -> bool`: is this error transient? | `E`'s [`Classify`] impl, else every error |
+/// | `retry_after = path` | `fn(&E) -> Option<Duration>`: the server's hint | `E`'s [`Classify`] impl, else none |
 /// | `breaker = "name"` | the named circuit breaker guarding this downstream | none |
 /// | `budget = "name"` | the named retry budget | the breaker's name, else one per call site |
 /// | `name = "…"` | operation name in logs and stats | module path + fn name |
