@@ -12,6 +12,8 @@ pub mod backoff;
 pub mod breaker;
 pub mod budget;
 pub mod call;
+#[cfg(feature = "anyhow")]
+mod chain;
 pub mod classify;
 pub mod clock;
 #[doc(hidden)]
@@ -19,6 +21,8 @@ pub mod default_when;
 pub mod describe;
 pub mod error;
 pub mod export;
+#[cfg(feature = "tonic")]
+pub mod grpc;
 pub mod guard;
 #[cfg(feature = "reqwest")]
 pub mod http;
