@@ -282,6 +282,42 @@ pub mod http {
     pub use retry_runtime::http::{check, parse_retry_after, Error, StatusError};
 }
 
+/// gRPC through tonic (feature `tonic`): `Classify for tonic::Status` retries only
+/// `UNAVAILABLE` (Google AIP-194) and takes the server's `grpc-retry-pushback-ms` trailer as
+/// the hint; a negative or unparsable pushback means "do not retry" (gRFC A6).
+///
+/// ```
+/// use stormguard::grpc::RETRY_PUSHBACK_MS;
+/// use tonic::{metadata::MetadataMap, Code, Status};
+///
+/// static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+///
+/// #[stormguard::retry(attempts = 3, max = "2s")] // no `when`: the impl decides
+/// async fn lookup() -> Result<u32, Status> {
+///     if CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+///         let mut trailers = MetadataMap::new();
+///         trailers.insert(RETRY_PUSHBACK_MS, "300".parse().unwrap());
+///         return Err(Status::with_metadata(Code::Unavailable, "restarting", trailers));
+///     }
+///     Err(Status::not_found("no such item")) // permanent: returned at once
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let start = tokio::time::Instant::now();
+/// assert_eq!(lookup().await.unwrap_err().code(), Code::NotFound);
+/// assert!(start.elapsed() >= std::time::Duration::from_millis(300)); // the pushback
+/// assert_eq!(CALLS.load(std::sync::atomic::Ordering::SeqCst), 2);
+/// # }
+/// ```
+///
+/// `tonic::Status` has no `From<GuardError>`, so a fn that returns it takes no `timeout`,
+/// `deadline` or `breaker`; wrap it in an error type of your own for those (with a
+/// `Classify` impl that asks the status).
+#[cfg(feature = "tonic")]
+pub mod grpc {
+    pub use retry_runtime::grpc::RETRY_PUSHBACK_MS;
+}
+
 /// What generated code names. Not public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
