@@ -50,8 +50,8 @@
 /// | `jitter` / `jitter = "full" \| "equal" \| "decorrelated" \| "none"` | randomisation of each delay | "full" |
 /// | `timeout = "500ms"` | per-attempt limit; the attempt is dropped (cancelled) when it passes | none |
 /// | `deadline = "5s"` | limit on the whole call, attempts and sleeps together | none |
-/// | `when = path` | `fn(&E) -> bool`: is this error transient? | every error |
-/// | `retry_after = path` | `fn(&E) -> Option<Duration>`: the server's hint | none |
+/// | `when = path` | `fn(&E) -> bool`: is this error transient? | `E`'s [`Classify`] impl, else every error |
+/// | `retry_after = path` | `fn(&E) -> Option<Duration>`: the server's hint | `E`'s [`Classify`] impl, else none |
 /// | `breaker = "name"` | the named circuit breaker guarding this downstream | none |
 /// | `budget = "name"` | the named retry budget | the breaker's name, else one per call site |
 /// | `name = "…"` | operation name in logs and stats | module path + fn name |
@@ -185,6 +185,53 @@ pub use retry_macros::breakers;
 /// ```
 pub use retry_macros::budgets;
 
+/// An error that knows whether it is transient: where the fn's error type implements it and
+/// the attribute has no `when` (resp. `retry_after`), the call site uses the impl.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use std::time::Duration;
+/// use stormguard::Classify;
+///
+/// #[derive(Debug)]
+/// enum ApiError { Busy { retry_in_ms: u64 }, BadRequest }
+/// # impl std::fmt::Display for ApiError { fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { write!(f, "{self:?}") } }
+///
+/// impl Classify for ApiError {
+///     fn is_transient(&self) -> bool {
+///         matches!(self, ApiError::Busy { .. })
+///     }
+///     fn retry_after(&self) -> Option<Duration> {
+///         match self {
+///             ApiError::Busy { retry_in_ms } => Some(Duration::from_millis(*retry_in_ms)),
+///             ApiError::BadRequest => None,
+///         }
+///     }
+/// }
+///
+/// static CALLS: AtomicU32 = AtomicU32::new(0);
+///
+/// #[stormguard::retry(attempts = 5)] // no `when`, no `retry_after`: the impl decides
+/// async fn submit() -> Result<(), ApiError> {
+///     match CALLS.fetch_add(1, Ordering::SeqCst) {
+///         0 => Err(ApiError::Busy { retry_in_ms: 300 }), // retried after 300ms
+///         _ => Err(ApiError::BadRequest),                // permanent: returned at once
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let start = tokio::time::Instant::now();
+/// assert!(matches!(submit().await, Err(ApiError::BadRequest)));
+/// assert_eq!(CALLS.load(Ordering::SeqCst), 2);
+/// assert!(start.elapsed() >= Duration::from_millis(300));
+/// # }
+/// ```
+///
+/// An explicit `when = path` (or `retry_after = path`) wins over the impl; an error type
+/// without an impl, or a generic `E` whose bounds do not include `Classify`, keeps the default
+/// (every error is transient, no hint).
+pub use retry_runtime::Classify;
+
 pub use retry_runtime::{
     attempt, set_retry_success_alert, stats, undeclared_breakers, undeclared_budgets, Backoff,
     Breaker, BreakerConfig, BreakerCounts, BreakerState, BreakerStats, Budget, BudgetConfig,
@@ -214,17 +261,104 @@ pub fn seed_jitter(seed: u64) {
     retry_runtime::__private::seed_jitter(seed);
 }
 
+/// HTTP through reqwest (feature `reqwest`): [`check`](http::check) turns an error status
+/// into an error that knows whether it is transient and carries the server's `Retry-After`.
+///
+/// The whole client side of a retried fetch is the annotated fn:
+///
+/// ```
+/// # use axum::{http::StatusCode, routing::get, Router};
+/// # use std::sync::atomic::{AtomicU32, Ordering};
+/// # static SEEN: AtomicU32 = AtomicU32::new(0);
+/// #[stormguard::retry(attempts = 4, timeout = "2s")]
+/// async fn fetch_invoice(client: &reqwest::Client, url: &str) -> Result<String, stormguard::http::Error> {
+///     let response = stormguard::http::check(client.get(url).send().await?)?;
+///     Ok(response.text().await?)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// # let app = Router::new()
+/// #     .route("/invoice/7", get(|| async {
+/// #         match SEEN.fetch_add(1, Ordering::SeqCst) {
+/// #             0 => Err((StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "0")])),
+/// #             _ => Ok("invoice 7"),
+/// #         }
+/// #     }));
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// # let base = format!("http://{}", listener.local_addr().unwrap());
+/// # tokio::spawn(async move { axum::serve(listener, app).await });
+/// let client = reqwest::Client::new();
+/// // The local server answers 503 with `Retry-After: 0` once, then 200; anything else is 404.
+/// assert_eq!(fetch_invoice(&client, &format!("{base}/invoice/7")).await.unwrap(), "invoice 7");
+/// let error = fetch_invoice(&client, &format!("{base}/invoice/8")).await.unwrap_err();
+/// let stormguard::http::Error::Status(status) = error else { panic!("{error}") };
+/// assert_eq!(status.status(), 404); // returned after one attempt
+/// # assert_eq!(SEEN.load(Ordering::SeqCst), 2);
+/// # }
+/// ```
+///
+/// Transient statuses: 408, 429, 500, 502, 503, 504 (the AWS SDK's 5xx list, plus 408 and
+/// 429 as Microsoft's HTTP resilience handler retries them); every other status is
+/// permanent. Transient transport errors: timeouts, connect errors, a connection closed or
+/// reset before the response. `Retry-After` is read in both its forms (seconds and
+/// HTTP-date, see [`parse_retry_after`](http::parse_retry_after)); the delay is then the
+/// larger of it and the backoff, and a hint above `max` ends the retries.
+#[cfg(feature = "reqwest")]
+pub mod http {
+    pub use retry_runtime::http::{check, parse_retry_after, Error, StatusError};
+}
+
+/// gRPC through tonic (feature `tonic`): `Classify for tonic::Status` retries only
+/// `UNAVAILABLE` (Google AIP-194) and takes the server's `grpc-retry-pushback-ms` trailer as
+/// the hint; a negative or unparsable pushback means "do not retry" (gRFC A6).
+///
+/// ```
+/// use stormguard::grpc::RETRY_PUSHBACK_MS;
+/// use tonic::{metadata::MetadataMap, Code, Status};
+///
+/// static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+///
+/// #[stormguard::retry(attempts = 3, max = "2s")] // no `when`: the impl decides
+/// async fn lookup() -> Result<u32, Status> {
+///     if CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+///         let mut trailers = MetadataMap::new();
+///         trailers.insert(RETRY_PUSHBACK_MS, "300".parse().unwrap());
+///         return Err(Status::with_metadata(Code::Unavailable, "restarting", trailers));
+///     }
+///     Err(Status::not_found("no such item")) // permanent: returned at once
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let start = tokio::time::Instant::now();
+/// assert_eq!(lookup().await.unwrap_err().code(), Code::NotFound);
+/// assert!(start.elapsed() >= std::time::Duration::from_millis(300)); // the pushback
+/// assert_eq!(CALLS.load(std::sync::atomic::Ordering::SeqCst), 2);
+/// # }
+/// ```
+///
+/// `tonic::Status` has no `From<GuardError>`, so a fn that returns it takes no `timeout`,
+/// `deadline` or `breaker`; wrap it in an error type of your own for those (with a
+/// `Classify` impl that asks the status).
+#[cfg(feature = "tonic")]
+pub mod grpc {
+    pub use retry_runtime::grpc::RETRY_PUSHBACK_MS;
+}
+
 /// What generated code names. Not public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
     pub use core::option::Option::{self, None, Some};
     pub use core::result::Result::{Err, Ok};
     pub use core::time::Duration;
+    pub use retry_runtime::__private::default_when::DefaultWhen;
     pub use retry_runtime::__private::describe::ErrorType;
 
-    /// The autoref-dispatch traits (error formatter, error slot), glob-imported by generated
+    /// The autoref-dispatch traits (error formatter, error slot, default `when`), glob-imported by generated
     /// code: only these names, none a user's body could mean.
     pub mod formatter {
+        pub use retry_runtime::__private::default_when::{
+            ViaClassify as __StormguardViaClassify, ViaDefault as __StormguardViaDefault,
+        };
         pub use retry_runtime::__private::describe::{
             ViaDebug as __StormguardViaDebug, ViaDisplay as __StormguardViaDisplay,
             ViaTypeName as __StormguardViaTypeName,
@@ -234,8 +368,8 @@ pub mod __private {
         };
     }
     pub use retry_runtime::__private::{
-        every_error, linkme, no_hint, BreakerSlot, Call, ErrorKept, KeepError, ReturnsResult, Site,
-        Started, StartedBlocking, Verdict, CALL_SITES, DECLARED_BREAKERS, DECLARED_BUDGETS,
+        linkme, BreakerSlot, Call, ErrorKept, KeepError, ReturnsResult, Site, Started,
+        StartedBlocking, Verdict, CALL_SITES, DECLARED_BREAKERS, DECLARED_BUDGETS,
     };
     pub use retry_runtime::{
         Backoff, Breaker, BreakerConfig, Budget, BudgetConfig, Jitter, Policy, Window,

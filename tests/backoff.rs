@@ -233,7 +233,10 @@ static DEADLINED: Clock = Clock::new();
 )]
 async fn under_deadline() -> Result<(), std::io::Error> {
     DEADLINED.mark();
-    Err(std::io::Error::other("down"))
+    Err(std::io::Error::new(
+        std::io::ErrorKind::ConnectionReset,
+        "down",
+    )) // transient
 }
 
 #[tokio::test(start_paused = true)]

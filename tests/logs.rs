@@ -101,7 +101,7 @@ async fn permanent() -> Result<(), Unavailable> {
     name = "logs.deadline"
 )]
 async fn deadline_bound() -> Result<(), std::io::Error> {
-    Err(std::io::Error::other("slow"))
+    Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "slow")) // transient
 }
 
 #[tokio::test(start_paused = true)]

@@ -25,14 +25,23 @@ pub fn expand(plan: &Plan, item: &RetryFn) -> TokenStream {
     );
     let ret = &plan.ret;
     // A `when`/`retry_after` fn of the wrong signature is reported at the user's path.
+    // Without the key: the error type's `Classify` impl where it has one, else every error
+    // is transient and there is no hint (chosen at compile time from the attempt's result,
+    // consulted only on a failure).
+    let classify = Ident::new("__stormguard_classify", Span::mixed_site());
     let when = match &plan.when {
         Some(when) => quote_spanned!(syn::spanned::Spanned::span(when)=> &#when),
-        None => quote!(&#private::every_error),
+        None => quote!(&#classify),
     };
     let retry_after = match &plan.retry_after {
         Some(hint) => quote_spanned!(syn::spanned::Spanned::span(hint)=> &#hint),
-        None => quote!(&#private::no_hint),
+        None => quote!(&#classify),
     };
+    let classify_binding = (plan.when.is_none() || plan.retry_after.is_none()).then(|| {
+        quote! {
+            let #classify = (&&#private::DefaultWhen::of(&#result)).__stormguard_classify();
+        }
+    });
     // Each attempt is the user's statements, unchanged, as an async block whose output is
     // pinned to the declared return type by a `return` that never runs (so `?` and `return`
     // end the attempt, and a type error shows once, at the user's expression). The block carries the body's
@@ -113,6 +122,7 @@ pub fn expand(plan: &Plan, item: &RetryFn) -> TokenStream {
                 let #delay = {
                     let #result = #attempt;
                     let format = (&&&#private::ErrorType::of(&#result)).__stormguard_formatter();
+                    #classify_binding
                     match #call.after_attempt(#result, format, #when, #retry_after) {
                         #private::Verdict::Return(#returned) => return #returned,
                         #private::Verdict::Retry(#delay) => #delay,

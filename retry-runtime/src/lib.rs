@@ -6,9 +6,9 @@
 //! tests and simulations call lives in the hidden [`__private`] module: not public API.
 //!
 //! The modules, from the bottom up (each imports only those above it in this list):
-//! `loom`, `clock`, `policy`, `backoff`, `jitter`, `give_up`, `error`, `scope`, `describe`,
-//! `log`, `export`, `alert`, `counters`, `breaker`, `budget`, `registry`, `site`, `stats`,
-//! `call`.
+//! `loom`, `clock`, `policy`, `backoff`, `jitter`, `give_up`, `error`, `classify` (with `http`,
+//! `grpc`, `chain` behind their features), `scope`, `describe`, `log`, `export`, `alert`,
+//! `counters`, `breaker`, `budget`, `registry`, `site`, `stats`, `call`, `default_when`.
 
 #![warn(missing_docs)]
 
@@ -17,12 +17,20 @@ mod backoff;
 mod breaker;
 mod budget;
 mod call;
+#[cfg(feature = "anyhow")]
+mod chain;
+mod classify;
 mod clock;
 mod counters;
+mod default_when;
 mod describe;
 mod error;
 mod export;
 mod give_up;
+#[cfg(feature = "tonic")]
+pub mod grpc;
+#[cfg(feature = "reqwest")]
+pub mod http;
 mod jitter;
 mod log;
 mod loom;
@@ -35,6 +43,7 @@ mod stats;
 pub use alert::set_retry_success_alert;
 pub use breaker::{Breaker, BreakerConfig, BreakerCounts, BreakerState, Permit, Window};
 pub use budget::{Budget, BudgetConfig};
+pub use classify::Classify;
 pub use error::GuardError;
 pub use give_up::GiveUpReason;
 pub use policy::{Backoff, Jitter, Policy};
@@ -50,9 +59,9 @@ pub mod __private {
     pub use crate::backoff::delay_before_retry;
     pub use crate::budget::{Refusal, RetrySlot};
     pub use crate::call::{
-        every_error, no_hint, Attempt, BreakerSlot, Call, ErrorKept, ErrorSlot, Guarded, KeepError,
-        KeepNoError, KeepSendError, PermitSlot, RetryHint, RetrySleep, ReturnsResult, StartTime,
-        Started, StartedBlocking, Timer, Transient, Verdict,
+        Attempt, BreakerSlot, Call, ErrorKept, ErrorSlot, Guarded, KeepError, KeepNoError,
+        KeepSendError, PermitSlot, RetryHint, RetrySleep, ReturnsResult, StartTime, Started,
+        StartedBlocking, Timer, Transient, Verdict,
     };
     pub use crate::clock::{now_nanos, origin};
     pub use crate::counters::OpCounters;
@@ -62,6 +71,13 @@ pub mod __private {
     pub use crate::scope::AttemptScope;
     pub use crate::site::{breaker_by_name, Site, CALL_SITES};
     pub use linkme;
+
+    /// The default `when`/`retry_after` of a call site: the error type's `Classify` impl, if any.
+    pub mod default_when {
+        pub use crate::default_when::{
+            ByClassify, DefaultWhen, Unclassified, ViaClassify, ViaDefault,
+        };
+    }
 
     /// How an error reaches the logs' `error` field (autoref dispatch at the call site).
     pub mod describe {

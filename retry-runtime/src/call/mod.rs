@@ -15,7 +15,7 @@ pub use slot::{
     BreakerSlot, ErrorKept, ErrorSlot, KeepError, KeepNoError, KeepSendError, PermitSlot,
 };
 pub use start::{StartTime, Started, StartedBlocking};
-pub use when::{every_error, no_hint, RetryHint, Transient};
+pub use when::{RetryHint, Transient};
 
 use crate::backoff::delay_before_retry;
 use crate::budget::RetrySlot;
@@ -347,14 +347,16 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
     ) -> Result<Duration, GiveUpReason> {
         let site = self.site;
         let policy = site.policy();
+        // An attempt cut off by the deadline ends the call for that reason, whatever `when`
+        // says of the error (a `Classify` impl calls `DeadlineExceeded` permanent).
+        if timed_out == Some(true) {
+            return Err(GiveUpReason::Deadline);
+        }
         if !transient {
             return Err(GiveUpReason::PermanentError);
         }
         if self.scope.take_retried_below() {
             return Err(GiveUpReason::RetriedBelow);
-        }
-        if timed_out == Some(true) {
-            return Err(GiveUpReason::Deadline);
         }
         if self.scope.number >= policy.attempts() {
             return Err(GiveUpReason::AttemptsExhausted);

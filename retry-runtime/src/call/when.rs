@@ -1,5 +1,5 @@
 //! The user's `when` and `retry_after` as the call sees them: traits over `fn(&E) -> bool` and
-//! `fn(&E) -> Option<Duration>` with pointed messages for a wrong signature, and the defaults.
+//! `fn(&E) -> Option<Duration>`, with pointed messages for a wrong signature.
 
 use std::time::Duration;
 
@@ -37,14 +37,4 @@ impl<E, F: Fn(&E) -> Option<Duration>> RetryHint<E> for F {
     fn retry_after(&self, error: &E) -> Option<Duration> {
         self(error)
     }
-}
-
-/// The default `when`: every error is worth a retry.
-pub fn every_error<E>(_: &E) -> bool {
-    true
-}
-
-/// The default `retry_after`: no hint.
-pub fn no_hint<E>(_: &E) -> Option<Duration> {
-    None
 }
