@@ -66,6 +66,7 @@ fn check(args: &Args, item: &RetryFn) -> Vec<syn::Error> {
     if let Err(e) = result_type(item) {
         errors.push(e);
     }
+    errors.extend(crate::borrow::check(&item.sig));
     errors
 }
 
