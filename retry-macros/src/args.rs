@@ -238,6 +238,8 @@ fn set(args: &mut Args, key: &Ident, value: Option<Expr>) -> syn::Result<()> {
                     Lit::Float(f) => f.base10_parse::<f64>()?,
                     _ => return Err(expected_number(&name, &value)),
                 },
+                // Negative: below 1, like 0.5.
+                Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) && is_number(&u.expr) => -1.0,
                 _ => return Err(expected_number(&name, &value)),
             };
             if f.is_infinite() {
@@ -259,8 +261,8 @@ fn set(args: &mut Args, key: &Ident, value: Option<Expr>) -> syn::Result<()> {
         }
         "when" | "retry_after" => {
             match &value {
-                Expr::Path(_) => {}
-                Expr::Closure(closure) => untyped_closure_argument(&name, closure)?,
+                // A closure's argument types are checked against the fn's error in `validate`.
+                Expr::Path(_) | Expr::Closure(_) => {}
                 Expr::Lit(l) if matches!(l.lit, Lit::Str(_)) => {
                     let Lit::Str(s) = &l.lit else { unreachable!() };
                     return Err(syn::Error::new(
@@ -395,29 +397,6 @@ fn int(key: &str, value: &Expr) -> syn::Result<u32> {
 
 fn is_number(expr: &Expr) -> bool {
     matches!(expr, Expr::Lit(l) if matches!(l.lit, Lit::Int(_) | Lit::Float(_)))
-}
-
-/// A closure given to `when`/`retry_after` must name its argument's type: Rust infers a
-/// closure's signature where it is written, and without a type it takes one reference of one
-/// lifetime, not a reference to the error of any lifetime ("FnOnce is not general enough").
-fn untyped_closure_argument(key: &str, closure: &syn::ExprClosure) -> syn::Result<()> {
-    let untyped = closure.inputs.iter().find(|input| match input {
-        syn::Pat::Type(t) => matches!(*t.ty, syn::Type::Infer(_)),
-        _ => true,
-    });
-    let Some(arg) = untyped else {
-        return Ok(());
-    };
-    let (returns, fn_name) = match key {
-        "when" => ("bool", "is_transient"),
-        _ => ("Option<std::time::Duration>", "server_hint"),
-    };
-    Err(syn::Error::new(
-        arg.span(),
-        format!(
-            "`{key}` calls this closure with a reference to the error, but Rust fixes a closure's argument type where the closure is written, so an argument without a type cannot take that reference: write the type, like `{key} = |e: &MyError| …` with your error type, or name a fn: `fn {fn_name}(e: &MyError) -> {returns} {{ … }}` and `{key} = {fn_name}`"
-        ),
-    ))
 }
 
 fn string(key: &str, value: &Expr) -> syn::Result<LitStr> {
