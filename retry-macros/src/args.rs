@@ -150,12 +150,7 @@ fn set(args: &mut Args, key: &Ident, value: Option<Expr>) -> syn::Result<()> {
                 ));
             }
             args.attempts = Some(Spanned {
-                value: u32::try_from(n).map_err(|_| {
-                    syn::Error::new(
-                        value.span(),
-                        "`attempts` must fit in a u32; write a realistic count like `attempts = 5`",
-                    )
-                })?,
+                value: n,
                 span: value.span(),
             });
         }
@@ -213,7 +208,13 @@ fn set(args: &mut Args, key: &Ident, value: Option<Expr>) -> syn::Result<()> {
             let s = string(&name, &value)?;
             let nanos = duration::parse(&s.value())
                 .map_err(|msg| syn::Error::new(s.span(), format!("`{name}`: {msg}")))?;
-            if nanos == 0 && (name == "timeout" || name == "deadline" || name == "max") {
+            if nanos == 0 && name == "max" {
+                return Err(syn::Error::new(
+                    s.span(),
+                    "`max` caps each pause between attempts, so `max = \"0ms\"` would retry at once, with no pause, every time (a burst on a struggling server); write a positive cap, like `max = \"2s\"`, or, if back-to-back retries are really meant, leave out `max` and write `base = \"0ms\"`",
+                ));
+            }
+            if nanos == 0 && (name == "timeout" || name == "deadline") {
                 return Err(syn::Error::new(
                     s.span(),
                     format!("`{name}` of zero would end every call at once; write a positive duration, like {}", example(&name)),
@@ -237,9 +238,17 @@ fn set(args: &mut Args, key: &Ident, value: Option<Expr>) -> syn::Result<()> {
                     Lit::Float(f) => f.base10_parse::<f64>()?,
                     _ => return Err(expected_number(&name, &value)),
                 },
+                // Negative: below 1, like 0.5.
+                Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) && is_number(&u.expr) => -1.0,
                 _ => return Err(expected_number(&name, &value)),
             };
-            if !(f >= 1.0 && f.is_finite()) {
+            if f.is_infinite() {
+                return Err(syn::Error::new(
+                    value.span(),
+                    "`factor` is too large to be a number: it is infinite as an f64 (the largest is about 1.8e308), so every delay would jump to `max`; write a growth like `factor = 2` or `factor = 1.5`, or `backoff = \"fixed\"` for delays of `max` from the start",
+                ));
+            }
+            if f < 1.0 {
                 return Err(syn::Error::new(
                     value.span(),
                     "`factor` below 1 would shrink the delays; write a growth of at least 1, like `factor = 2` or `factor = 1.5`",
@@ -252,6 +261,7 @@ fn set(args: &mut Args, key: &Ident, value: Option<Expr>) -> syn::Result<()> {
         }
         "when" | "retry_after" => {
             match &value {
+                // A closure's argument types are checked against the fn's error in `validate`.
                 Expr::Path(_) | Expr::Closure(_) => {}
                 Expr::Lit(l) if matches!(l.lit, Lit::Str(_)) => {
                     let Lit::Str(s) = &l.lit else { unreachable!() };
@@ -351,14 +361,42 @@ pub fn example(key: &str) -> &'static str {
     }
 }
 
-fn int(key: &str, value: &Expr) -> syn::Result<u64> {
+/// A whole number that fits in a u32 (only `attempts` takes one).
+fn int(key: &str, value: &Expr) -> syn::Result<u32> {
     match value {
         Expr::Lit(l) => match &l.lit {
-            Lit::Int(i) => i.base10_parse::<u64>(),
+            Lit::Int(i) => i.base10_digits().parse::<u32>().map_err(|_| {
+                syn::Error::new(
+                    value.span(),
+                    format!(
+                        "`{key} = {}` is too large: `{key}` is at most {} (a u32); write a realistic count, like {}",
+                        i.base10_digits(),
+                        u32::MAX,
+                        example(key)
+                    ),
+                )
+            }),
+            Lit::Float(_) => Err(syn::Error::new(
+                value.span(),
+                format!("`{key}` takes a whole number: write {}", example(key)),
+            )),
             _ => Err(expected_number(key, value)),
         },
+        Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) && is_number(&u.expr) => {
+            Err(syn::Error::new(
+                value.span(),
+                format!(
+                    "`{key}` cannot be negative: it counts every call, the first included; write {}",
+                    example(key)
+                ),
+            ))
+        }
         _ => Err(expected_number(key, value)),
     }
+}
+
+fn is_number(expr: &Expr) -> bool {
+    matches!(expr, Expr::Lit(l) if matches!(l.lit, Lit::Int(_) | Lit::Float(_)))
 }
 
 fn string(key: &str, value: &Expr) -> syn::Result<LitStr> {
@@ -386,9 +424,19 @@ fn expected_number(key: &str, value: &Expr) -> syn::Error {
 }
 
 fn expected_string(key: &str, value: &Expr) -> syn::Error {
+    let is_duration = matches!(key, "base" | "max" | "timeout" | "deadline");
+    if key == "jitter" && (is_number(value) || matches!(value, Expr::Unary(_))) {
+        return syn::Error::new(
+            value.span(),
+            "`jitter` takes a kind, not a number: write `jitter` (full jitter), `jitter = \"equal\"`, `jitter = \"decorrelated\"`, or `jitter = false` for none",
+        );
+    }
     let kind = match value {
         Expr::Lit(l) => match &l.lit {
-            Lit::Int(_) | Lit::Float(_) => " (not a bare number: durations need a unit)",
+            Lit::Int(_) | Lit::Float(_) if is_duration => {
+                " (not a bare number: durations need a unit)"
+            }
+            Lit::Int(_) | Lit::Float(_) => " (in quotes, not a number)",
             _ => "",
         },
         Expr::Path(_) => " (in quotes)",

@@ -63,6 +63,8 @@ pub struct Entry {
 pub struct Block {
     pub krate: Option<syn::Path>,
     pub entries: Vec<Entry>,
+    /// Entry names that are not identifiers; reported by `expand`.
+    pub bad_names: Vec<BadName>,
 }
 
 impl Parse for Block {
@@ -76,8 +78,12 @@ impl Parse for Block {
             input.parse::<Token![;]>()?;
         }
         let mut entries = Vec::new();
+        let mut bad_names = Vec::new();
         while !input.is_empty() {
             let name = Ident::parse_any(input)?;
+            if let Some(bad) = rest_of_name(&name, input)? {
+                bad_names.push(bad);
+            }
             let content;
             braced!(content in input);
             let mut values = Vec::new();
@@ -98,7 +104,63 @@ impl Parse for Block {
                 let _ = input.parse::<proc_macro2::TokenTree>();
             }
         }
-        Ok(Block { krate, entries })
+        Ok(Block {
+            krate,
+            entries,
+            bad_names,
+        })
+    }
+}
+
+/// An entry name that is not a Rust identifier, like `payments-eu`: where it is, as written,
+/// and the identifier to suggest (`payments_eu`).
+pub struct BadName {
+    tokens: TokenStream,
+    written: String,
+    suggested: String,
+}
+
+/// Reads on from an entry's first identifier to its `{`: anything in between (`-eu`, `.eu`)
+/// makes a `BadName`, so that the block reports it and goes on with the next entry.
+fn rest_of_name(name: &Ident, input: ParseStream) -> syn::Result<Option<BadName>> {
+    let mut tokens = quote!(#name);
+    let mut written = name.to_string();
+    let mut suggested = name.unraw().to_string();
+    while !input.is_empty() && !input.peek(syn::token::Brace) {
+        let token: proc_macro2::TokenTree = input.parse()?;
+        let text = token.to_string();
+        written.push_str(&text);
+        if matches!(
+            token,
+            proc_macro2::TokenTree::Ident(_) | proc_macro2::TokenTree::Literal(_)
+        ) {
+            suggested.push_str(&text);
+        } else {
+            suggested.extend(text.chars().map(|_| '_'));
+        }
+        tokens.extend([token]);
+    }
+    Ok((*name != written).then_some(BadName {
+        tokens,
+        written,
+        suggested,
+    }))
+}
+
+impl BadName {
+    fn error(&self, kind: Kind) -> syn::Error {
+        let (written, suggested) = (&self.written, &self.suggested);
+        let key = match kind {
+            Kind::Breakers => "breaker",
+            Kind::Budgets => "budget",
+        };
+        syn::Error::new_spanned(
+            &self.tokens,
+            format!(
+                "`{written}` is not a name `{}` can declare: names in it are Rust identifiers (letters, digits and `_`); write `{suggested} {{ … }}`, and `{key} = \"{suggested}\"` in `#[retry(…)]`",
+                kind.macro_name()
+            ),
+        )
     }
 }
 
@@ -116,29 +178,53 @@ fn number(key: &Ident, lit: &Lit) -> syn::Result<f64> {
     }
 }
 
-fn count(key: &Ident, lit: &Lit, min: u64) -> syn::Result<u64> {
-    let n = match lit {
-        Lit::Int(i) => i.base10_parse::<u64>()?,
-        _ => {
-            return Err(syn::Error::new(
-                lit.span(),
-                format!(
-                    "`{key}` takes a whole number: write {}",
-                    example(&key.to_string())
-                ),
-            ))
-        }
+/// The most half-open probes the runtime's breaker state can count: 15 bits of its state word
+/// (`MAX_PROBES` in `retry-runtime/src/breaker/state.rs`, which a test there keeps equal).
+const MAX_HALF_OPEN_PROBES: u64 = 32_767;
+
+const U32_MAX: u64 = u32::MAX as u64;
+
+/// A whole number from `min` to `max`, every other value an error that names the key, the
+/// range and an example.
+fn count(key: &Ident, lit: &Lit, min: u64, max: u64) -> syn::Result<u64> {
+    let example = example(&key.to_string());
+    let Lit::Int(i) = lit else {
+        let why = match lit {
+            Lit::Float(f) if f.base10_digits().starts_with('-') => "a whole number, not negative",
+            _ => "a whole number",
+        };
+        return Err(syn::Error::new(
+            lit.span(),
+            format!("`{key}` takes {why}: write {example}"),
+        ));
     };
-    if n < min || n > u32::MAX as u64 {
+    let digits = i.base10_digits();
+    if digits.starts_with('-') {
         return Err(syn::Error::new(
             lit.span(),
             format!(
-                "`{key}` must be at least {min}: write {}",
-                example(&key.to_string())
+                "`{key}` cannot be negative: write a whole number from {min} up, like {example}"
             ),
         ));
     }
-    Ok(n)
+    match digits.parse::<u64>() {
+        Ok(n) if n < min => Err(syn::Error::new(
+            lit.span(),
+            format!("`{key}` must be at least {min}: write {example}"),
+        )),
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(syn::Error::new(lit.span(), too_large(key, digits, max))),
+    }
+}
+
+/// Why `key: digits` is out of range, and what to write.
+fn too_large(key: &Ident, digits: &str, max: u64) -> String {
+    let example = example(&key.to_string());
+    if max == MAX_HALF_OPEN_PROBES {
+        format!("`{key}: {digits}` is more than the breaker can count: `{key}` is at most {max} (the trial calls in flight at once when half-open); write a small number, like {example}")
+    } else {
+        format!("`{key}: {digits}` is too large: `{key}` is at most {max} (a u32); write {example}")
+    }
 }
 
 fn duration_of(key: &Ident, lit: &Lit) -> syn::Result<u64> {
@@ -202,7 +288,7 @@ fn example(key: &str) -> &'static str {
 
 /// Expands the block, or returns every error found in it.
 pub fn expand(kind: Kind, block: Block) -> Result<TokenStream, Vec<syn::Error>> {
-    let mut errors = Vec::new();
+    let mut errors: Vec<syn::Error> = block.bad_names.iter().map(|b| b.error(kind)).collect();
     let krate = match &block.krate {
         Some(p) => quote!(#p),
         None => quote!(::stormguard),
@@ -257,7 +343,7 @@ fn entry_tokens(
         seen.push(k.clone());
         let value: syn::Result<(TokenStream, f64)> = match (kind, k.as_str()) {
             // 0 turns the rule off (the default opens after 10 failures in a row).
-            (Kind::Breakers, "consecutive_failures") => count(key, lit, 0).map(|n| match n {
+            (Kind::Breakers, "consecutive_failures") => count(key, lit, 0, U32_MAX).map(|n| match n {
                 0 => (quote!(#p::None), 0.0),
                 n => {
                     let n = Literal::u32_suffixed(n as u32);
@@ -273,7 +359,7 @@ fn entry_tokens(
                 }
             }),
             (Kind::Breakers, "window") => match lit {
-                Lit::Int(_) => count(key, lit, 1).map(|n| {
+                Lit::Int(_) => count(key, lit, 1, U32_MAX).map(|n| {
                     let n = Literal::u32_suffixed(n as u32);
                     (quote!(#p::Window::Calls(#n)), 0.0)
                 }),
@@ -282,11 +368,11 @@ fn entry_tokens(
                     (quote!(#p::Window::Time(#p::Duration::from_nanos(#n))), 0.0)
                 }),
             },
-            (Kind::Breakers, "min_calls") => count(key, lit, 1).map(|n| {
+            (Kind::Breakers, "min_calls") => count(key, lit, 1, U32_MAX).map(|n| {
                 let l = Literal::u32_suffixed(n as u32);
                 (quote!(#l), n as f64)
             }),
-            (Kind::Breakers, "half_open_probes") => count(key, lit, 1).map(|n| {
+            (Kind::Breakers, "half_open_probes") => count(key, lit, 1, MAX_HALF_OPEN_PROBES).map(|n| {
                 let l = Literal::u32_suffixed(n as u32);
                 (quote!(#l), n as f64)
             }),
@@ -294,11 +380,11 @@ fn entry_tokens(
                 let l = Literal::u64_suffixed(n);
                 (quote!(#p::Duration::from_nanos(#l)), n as f64)
             }),
-            (Kind::Budgets, "capacity" | "min_per_sec") => count(key, lit, 0).map(|n| {
+            (Kind::Budgets, "capacity" | "min_per_sec") => count(key, lit, 0, U32_MAX).map(|n| {
                 let l = Literal::u32_suffixed(n as u32);
                 (quote!(#l), n as f64)
             }),
-            (Kind::Budgets, "max_concurrent") => count(key, lit, 1).map(|n| {
+            (Kind::Budgets, "max_concurrent") => count(key, lit, 1, U32_MAX).map(|n| {
                 let l = Literal::u32_suffixed(n as u32);
                 (quote!(#l), n as f64)
             }),

@@ -3,6 +3,7 @@
 //! through the `stormguard` crate, which documents them.
 
 mod args;
+mod borrow;
 mod config;
 mod duration;
 mod expand;

@@ -1,12 +1,12 @@
 //! Rules that span several keys or the fn itself: `max` ≥ `base`, `factor` only with "exp",
-//! `timeout` only on an async fn, a body to wrap and a `Result` to return.
+//! `timeout` only on an async fn, typed closures for `when`, a `Result` to return.
 
 use crate::args::{Args, BackoffKind, DEFAULT_BASE, DEFAULT_MAX};
 use crate::duration::show;
 use crate::item::RetryFn;
 use crate::plan::Plan;
 use syn::spanned::Spanned;
-use syn::{ReturnType, Type};
+use syn::{Expr, ExprClosure, Pat, ReturnType, Type};
 
 /// Checks the keys against each other and against the fn, then resolves them into the
 /// `Plan` that `expand` prints; or every problem found.
@@ -66,7 +66,55 @@ fn check(args: &Args, item: &RetryFn) -> Vec<syn::Error> {
     if let Err(e) = result_type(item) {
         errors.push(e);
     }
+    errors.extend(crate::borrow::check(&item.sig));
+    for (key, value) in [("when", &args.when), ("retry_after", &args.retry_after)] {
+        if let Some(Expr::Closure(closure)) = value {
+            errors.extend(untyped_closure_argument(key, closure, item));
+        }
+    }
     errors
+}
+
+/// A closure given to `when`/`retry_after` must name its argument's type: Rust fixes a
+/// closure's signature where it is written, and untyped it takes a reference of one lifetime,
+/// not the error's reference of any lifetime ("FnOnce is not general enough"). `&_` will do.
+fn untyped_closure_argument(
+    key: &str,
+    closure: &ExprClosure,
+    item: &RetryFn,
+) -> Option<syn::Error> {
+    let arg = closure.inputs.iter().find(|input| match input {
+        Pat::Type(t) => matches!(*t.ty, Type::Infer(_)),
+        _ => true,
+    })?;
+    let error = error_type(item).unwrap_or_else(|| "MyError".to_owned());
+    let (returns, fn_name) = match key {
+        "when" => ("bool", "is_transient"),
+        _ => ("Option<std::time::Duration>", "server_hint"),
+    };
+    Some(syn::Error::new(
+        arg.span(),
+        format!(
+            "`{key}` calls this closure with a reference to the error, but Rust fixes a closure's argument types where it is written, so an argument without a type cannot take that reference: write the type, `{key} = |e: &{error}| …`, or name a fn, `fn {fn_name}(e: &{error}) -> {returns} {{ … }}` and `{key} = {fn_name}`"
+        ),
+    ))
+}
+
+/// `E` of a written `…Result<T, E>`, as text.
+fn error_type(item: &RetryFn) -> Option<String> {
+    let ReturnType::Type(_, ty) = &item.sig.output else {
+        return None;
+    };
+    let Type::Path(p) = &**ty else { return None };
+    let syn::PathArguments::AngleBracketed(args) = &p.path.segments.last()?.arguments else {
+        return None;
+    };
+    match (args.args.len(), args.args.last()) {
+        (2, Some(syn::GenericArgument::Type(e))) => {
+            Some(quote::ToTokens::to_token_stream(e).to_string())
+        }
+        _ => None,
+    }
 }
 
 /// The declared return type, if it can be a `Result` (a path such as `Result<T, E>`,

@@ -487,6 +487,15 @@ mod tests {
     }
 
     #[test]
+    fn the_macros_probe_limit_is_the_state_words() {
+        // `breakers!` rejects `half_open_probes` above 32,767 (MAX_HALF_OPEN_PROBES in
+        // retry-macros/src/config.rs): every value it accepts is honoured, none cut.
+        assert_eq!(MAX_PROBES, 32_767);
+        let most = BreakerConfig::DEFAULT.with_half_open_probes(32_767);
+        assert_eq!(Geometry::of(&most).probes, 32_767);
+    }
+
+    #[test]
     fn count_window_geometry_holds_about_n_calls() {
         for n in 1..=1000u32 {
             let g = Geometry::of(&BreakerConfig::DEFAULT.with_window(Window::Calls(n)));

@@ -1,5 +1,6 @@
 //! Arguments: `&mut` and `impl Trait` arguments, and by-value arguments that the body uses by
-//! reference (each attempt borrows them; nothing is moved into a closure).
+//! reference (each attempt borrows them; nothing is moved into a closure); a borrow returned
+//! beside a `&mut` argument, from another argument.
 #![deny(warnings)]
 
 use stormguard::retry;
@@ -17,6 +18,15 @@ async fn push_all(
     }
     out.extend(items.clone());
     Ok(out.len())
+}
+
+#[retry(attempts = 3, base = "1ms")]
+async fn first_word<'t>(seen: &mut Vec<u32>, text: &'t str) -> Result<&'t str, Busy> {
+    seen.push(stormguard::attempt());
+    if stormguard::attempt() == 1 {
+        return Err(Busy);
+    }
+    Ok(text.split(' ').next().unwrap_or(text))
 }
 
 #[retry(attempts = 3, base = "1ms")]
@@ -52,6 +62,10 @@ async fn main() {
     let mut out = vec![1];
     assert_eq!(push_all(&mut out, [2, 3]).await, Ok(3));
     assert_eq!(out, [1, 2, 3]);
+
+    let mut seen = Vec::new();
+    assert_eq!(first_word(&mut seen, "ab cd").await, Ok("ab"));
+    assert_eq!(seen, [1, 2]);
 
     let upper = |s: &str| s.to_uppercase();
     assert_eq!(

@@ -26,9 +26,27 @@ fn blocking_greeting() -> Result<impl Display, Down> {
     Ok(7)
 }
 
+struct Source {
+    reads: u8,
+}
+
+impl Source {
+    /// `&mut self` and an owned `impl Iterator`: nothing of `self` is borrowed by the result.
+    #[retry(attempts = 2, base = "1ms", max = "1ms")]
+    async fn drain(&mut self) -> Result<impl Iterator<Item = u8>, Down> {
+        self.reads += 1;
+        if stormguard::attempt() < 2 {
+            return Err(Down);
+        }
+        Ok(vec![self.reads; 2].into_iter())
+    }
+}
+
 #[tokio::main(flavor = "current_thread", start_paused = true)]
 async fn main() {
     assert_eq!(greeting().await.unwrap().to_string(), "hello");
     assert_eq!(bytes().await.unwrap().sum::<u8>(), 6);
     assert_eq!(blocking_greeting().unwrap().to_string(), "7");
+    let mut source = Source { reads: 0 };
+    assert_eq!(source.drain().await.unwrap().sum::<u8>(), 4);
 }

@@ -1,0 +1,5 @@
+stormguard::breakers! {
+    payments-eu { consecutive_failures: 5 }
+}
+
+fn main() {}

@@ -1,0 +1,5 @@
+stormguard::budgets! {
+    payments { capacity: -1 }
+}
+
+fn main() {}
