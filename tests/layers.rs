@@ -146,3 +146,34 @@ async fn an_inner_retry_that_succeeds_is_invisible_to_the_outer_call() {
         1
     );
 }
+
+static NESTED_OUTER_CALLS: AtomicU32 = AtomicU32::new(0);
+
+#[retry(attempts = 2, base = "1ms", max = "1ms")]
+async fn unrelated_task_call() -> Result<(), Down> {
+    Err(Down) // retries once, then gives up
+}
+
+#[retry(attempts = 3, base = "1ms", max = "1ms")]
+fn outer_blocking_running_an_executor() -> Result<(), Down> {
+    NESTED_OUTER_CALLS.fetch_add(1, Ordering::SeqCst);
+    // A nested executor inside the attempt: an unrelated task of it retries and gives up.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let unrelated = tokio::spawn(unrelated_task_call());
+        assert_eq!(unrelated.await.unwrap(), Err(Down));
+    });
+    Err(Down)
+}
+
+/// Issue 12 item 6: an unrelated task's give-up, polled by a nested executor inside an
+/// attempt, no longer stops the outer call from retrying its own failure (1 attempt instead
+/// of 3).
+#[test]
+fn a_nested_executors_unrelated_task_does_not_suppress_the_outer_retries() {
+    assert_eq!(outer_blocking_running_an_executor(), Err(Down));
+    assert_eq!(NESTED_OUTER_CALLS.load(Ordering::SeqCst), 3);
+}

@@ -57,8 +57,16 @@ pub fn parse(text: &str) -> Result<u64, String> {
         total = total.saturating_add(nanos);
         rest = next;
     }
-    u64::try_from(total).map_err(|_| hint(text, "it is longer than 584 years"))
+    if total > MAX_NANOS {
+        return Err(format!(
+            "{text:?} is longer than a year: no retry, timeout or breaker waits that long (tokio's timers stop at about 30 years, and the logs would report a delay that never happens); write at most \"8760h\""
+        ));
+    }
+    Ok(total as u64)
 }
+
+/// The longest duration any key takes: a year (the runtime caps its delays there too).
+const MAX_NANOS: u128 = 365 * 24 * 3_600_000_000_000;
 
 fn hint(text: &str, why: &str) -> String {
     format!(

@@ -1,7 +1,7 @@
 //! Backoff arithmetic: the un-jittered delay before retry `k` for a policy.
 //! Pure functions of the policy, saturating and panic-free for any attempt count or factor.
 
-use crate::policy::{Backoff, Policy};
+use crate::policy::{Backoff, Policy, MAX_DELAY};
 use std::time::Duration;
 
 /// The delay before retry `k` (`k = 1` is the first retry), before jitter, capped at `max`.
@@ -21,7 +21,7 @@ pub fn delay_before_retry(policy: &Policy, k: u32) -> Duration {
         Backoff::Linear => policy.base().saturating_mul(k),
         Backoff::Exponential { factor } => exponential(policy.base(), factor, k - 1, policy.max()),
     };
-    raw.min(policy.max())
+    raw.min(policy.max()).min(MAX_DELAY)
 }
 
 /// `base · factor^n`, computed without overflow and clamped to `cap`.

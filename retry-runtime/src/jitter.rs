@@ -1,7 +1,7 @@
 //! Jitter: turns the backoff's delay into a random one, so that callers who failed together
 //! spread their retries out. Every mode is capped at the policy's `max`.
 
-use crate::policy::{Jitter, Policy};
+use crate::policy::{Jitter, Policy, MAX_DELAY};
 use std::time::Duration;
 
 /// Applies `policy.jitter()` to `delay` (the backoff's delay for this retry).
@@ -23,22 +23,31 @@ pub fn jittered(policy: &Policy, delay: Duration, previous: Duration, unit: f64)
     } else {
         0.0
     };
-    let delay = delay.min(policy.max());
+    let max = policy.max().min(MAX_DELAY);
+    let delay = delay.min(max);
     let d = match policy.jitter() {
         Jitter::None => delay,
-        Jitter::Full => delay.mul_f64(unit),
+        Jitter::Full => scaled(delay, unit),
         Jitter::Equal => {
             let half = delay / 2;
-            half + (delay - half).mul_f64(unit)
+            half + scaled(delay - half, unit)
         }
         Jitter::Decorrelated => {
-            let low = policy.base().min(policy.max());
+            let low = policy.base().min(max);
             let prev = if previous.is_zero() { low } else { previous };
-            let high = prev.saturating_mul(3).min(policy.max()).max(low);
-            low + (high - low).mul_f64(unit)
+            let high = prev.saturating_mul(3).min(max).max(low);
+            low + scaled(high - low, unit)
         }
     };
-    d.min(policy.max())
+    d.min(max)
+}
+
+/// `d · unit` for `unit` in `[0, 1]`, never above `d` (`Duration::mul_f64` panics where the
+/// float product rounds above `Duration::MAX`).
+fn scaled(d: Duration, unit: f64) -> Duration {
+    Duration::try_from_secs_f64(d.as_secs_f64() * unit)
+        .unwrap_or(d)
+        .min(d)
 }
 
 /// A random number in `[0, 1)` from the thread's generator.

@@ -38,6 +38,11 @@ pub enum Jitter {
     Decorrelated,
 }
 
+/// The longest delay before a retry, whatever the policy says: a year. The attribute takes no
+/// longer duration; a policy built by hand is capped here, so that the delay the logs report
+/// is the one slept (tokio's timers stop at about 30 years).
+pub const MAX_DELAY: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Everything one `#[retry]` call site decided at compile time.
 ///
 /// Built with `const fn` builders, so that it can live in a `static`:

@@ -14,7 +14,12 @@ pub struct AttemptScope {
 }
 
 thread_local! {
-    static CURRENT: Cell<*const AttemptScope> = const { Cell::new(ptr::null()) };
+    /// The attempt being polled on this thread, and the tokio task polling it (`None` outside
+    /// a task: a blocking fn, or a `block_on` future). A nested executor (`block_on` inside a
+    /// blocking attempt, a `LocalSet`) polls other tasks while this is set: they must not read
+    /// it as theirs.
+    static CURRENT: Cell<(*const AttemptScope, Option<tokio::task::Id>)> =
+        const { Cell::new((ptr::null(), None)) };
 }
 
 impl AttemptScope {
@@ -49,14 +54,15 @@ impl AttemptScope {
     /// afterwards (also when `f` panics).
     #[inline]
     pub fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
-        struct Restore(*const AttemptScope);
+        struct Restore((*const AttemptScope, Option<tokio::task::Id>));
         impl Drop for Restore {
             #[inline]
             fn drop(&mut self) {
                 CURRENT.with(|c| c.set(self.0));
             }
         }
-        let _restore = Restore(CURRENT.with(|c| c.replace(self as *const _)));
+        let task = tokio::task::try_id();
+        let _restore = Restore(CURRENT.with(|c| c.replace((self as *const _, task))));
         f()
     }
 }
@@ -86,13 +92,16 @@ pub(crate) fn mark_retried_below() {
     })
 }
 
+/// Runs `f` with the attempt of this thread's current task, if one is being polled.
 fn with_current<R>(f: impl FnOnce(Option<&AttemptScope>) -> R) -> R {
-    CURRENT.with(|c| {
-        let p = c.get();
-        // SAFETY: CURRENT is non-null only inside `AttemptScope::enter`, during which the
-        // scope it points to is borrowed and so alive and not moved.
-        f(unsafe { p.as_ref() })
-    })
+    let (p, task) = CURRENT.with(Cell::get);
+    if p.is_null() || task != tokio::task::try_id() {
+        // Another task of a nested executor, polled inside an attempt: not its scope.
+        return f(None);
+    }
+    // SAFETY: CURRENT is non-null only inside `AttemptScope::enter`, during which the scope
+    // it points to is borrowed and so alive and not moved.
+    f(unsafe { p.as_ref() })
 }
 
 #[cfg(test)]

@@ -81,3 +81,30 @@ proptest! {
         prop_assert!(d <= p.max());
     }
 }
+
+/// Issue 12 item 18: the extreme policies a hand-built `Policy` allows neither panic nor
+/// sleep past a year (the delay the logs report is the one slept).
+#[test]
+fn extreme_delays_are_capped_at_a_year_and_never_panic() {
+    use retry_runtime::{Backoff, Jitter, Policy};
+    use std::time::Duration;
+    let year = Duration::from_secs(365 * 24 * 3600);
+    for jitter in [
+        Jitter::None,
+        Jitter::Full,
+        Jitter::Equal,
+        Jitter::Decorrelated,
+    ] {
+        let p = Policy::DEFAULT
+            .with_base(Duration::MAX)
+            .with_max(Duration::MAX)
+            .with_backoff(Backoff::Exponential { factor: 1e300 })
+            .with_jitter(jitter);
+        for unit in [0.0, 0.5, 1.0, f64::NAN, f64::INFINITY] {
+            let backoff = retry_runtime::__private::delay_before_retry(&p, 40);
+            assert!(backoff <= year);
+            let d = retry_runtime::__private::jittered(&p, Duration::MAX, Duration::MAX, unit);
+            assert!(d <= year, "{jitter:?} {unit}: {d:?}");
+        }
+    }
+}
