@@ -89,5 +89,21 @@ async fn counters_are_exported_with_documented_names_and_labels() {
         ),
         1.0
     );
-    assert!(get("stormguard_budget_tokens", &[("budget", "")]) <= 100.0);
+    // A call site's own budget is labelled with its operation (issue 12 item 12: every
+    // site's own budget was one `budget=""` series)...
+    let budget = ("budget", "metrics.flaky");
+    let drained = get("stormguard_budget_tokens", &[budget]);
+    assert!(drained <= 100.0);
+    // ...and its gauge follows the refill by successes, not only the next retry decision.
+    for _ in 0..64 {
+        flaky(0).await.unwrap();
+    }
+    let refilled = read(&snapshotter)
+        .get(&("stormguard_budget_tokens".to_string(), labels(&[budget])))
+        .copied()
+        .unwrap();
+    assert!(
+        refilled > drained,
+        "{drained} then {refilled} after 64 successes"
+    );
 }

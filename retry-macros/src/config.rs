@@ -448,8 +448,24 @@ fn entry_tokens(
         ),
     };
     let linkme = quote!(#p::linkme);
+    // One crate-wide marker per name (a `macro_export` macro lives at the crate root), so
+    // that the same name declared in two blocks of one crate is a compile error, at the
+    // second name; across crates the registry keeps the first and warns.
+    let kind_word = match kind {
+        Kind::Breakers => "breaker",
+        Kind::Budgets => "budget",
+    };
+    let marker = Ident::new(
+        &format!("__stormguard_{kind_word}_{name}_is_declared_in_one_block_only"),
+        entry.name.span(),
+    );
     Ok(quote! {
         const _: () = {
+            #[doc(hidden)]
+            #[macro_export]
+            macro_rules! #marker {
+                () => {};
+            }
             static #static_name: #ty = #ty::new(#name, #config_ty::DEFAULT #(#setters)*);
             #[#linkme::distributed_slice(#slice)]
             #[linkme(crate = #linkme)]

@@ -153,6 +153,12 @@ pub struct Budget {
     /// When the first success happened (ms of `clock::now_nanos`), 0 before it.
     first_ms: AtomicU64,
     ledger: Mutex<Ledger>,
+    /// The ledger's tokens after the last retry decision (f64 bits), for the tokens gauge,
+    /// which the success path refreshes without the lock.
+    booked: AtomicU64,
+    /// The tokens gauge's handle, registered at the first success (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    gauge: std::sync::OnceLock<metrics::Gauge>,
     in_flight: AtomicU32,
     granted: AtomicU64,
     refused: AtomicU64,
@@ -198,6 +204,9 @@ impl Budget {
             },
             first_ms: AtomicU64::new(0),
             ledger: Mutex::new(Ledger::new()),
+            booked: AtomicU64::new(0),
+            #[cfg(feature = "metrics")]
+            gauge: std::sync::OnceLock::new(),
             in_flight: AtomicU32::new(0),
             granted: AtomicU64::new(0),
             refused: AtomicU64::new(0),
@@ -245,10 +254,38 @@ impl Budget {
     pub fn deposit(&self) {
         let n = self.fresh.load(Relaxed);
         if n < self.fresh_max {
-            self.fresh.fetch_add(1, Relaxed);
+            let _counted = self.fresh.fetch_add(1, Relaxed);
+            // With feature `metrics`: the tokens gauge follows the refill every 32 successes
+            // (and when the count fills the bucket), not only at the next retry decision.
+            #[cfg(feature = "metrics")]
+            if (_counted + 1) % 32 == 0 || _counted + 1 == self.fresh_max {
+                self.export_tokens();
+            }
         } else if n == UNTOUCHED {
             self.first_deposit();
         }
+    }
+
+    /// Sets the tokens gauge from the last decision's tokens and the successes since (no lock).
+    #[cfg(feature = "metrics")]
+    #[cold]
+    #[inline(never)]
+    fn export_tokens(&self) {
+        let fresh = match self.fresh.load(Relaxed) {
+            UNTOUCHED => 0,
+            n => n,
+        };
+        let booked = f64::from_bits(self.booked.load(Relaxed));
+        let tokens = (booked + fresh as f64 * self.shape.ratio).min(self.shape.capacity);
+        self.gauge().set(tokens);
+    }
+
+    /// The tokens gauge, registered once (the first success registers it: no allocation on
+    /// the success path afterwards).
+    #[cfg(feature = "metrics")]
+    fn gauge(&self) -> &metrics::Gauge {
+        self.gauge
+            .get_or_init(|| crate::export::budget_tokens_gauge(self.name))
     }
 
     /// The budget's first success ever: dates the start of its earnings (one clock read in
@@ -256,6 +293,8 @@ impl Budget {
     #[cold]
     #[inline(never)]
     fn first_deposit(&self) {
+        #[cfg(feature = "metrics")]
+        self.gauge();
         let now_ms = clock::now_nanos() / 1_000_000;
         let _ = self
             .first_ms
@@ -297,7 +336,9 @@ impl Budget {
             };
             let since = self.first_ms.load(Acquire);
             ledger.collect(&self.shape, now_ms, since, successes);
-            ledger.take(&self.shape, now_ms, f64::from(cost))
+            let grant = ledger.take(&self.shape, now_ms, f64::from(cost));
+            self.booked.store(ledger.tokens().to_bits(), Relaxed);
+            grant
         };
         match grant {
             Some(g) => {

@@ -11,7 +11,7 @@
 //! | `stormguard_giveups_total` | counter | `op`, `reason` |
 //! | `stormguard_rejections_total` | counter | `op`, `breaker` |
 //! | `stormguard_breaker_state` | gauge: 0 closed, 1 open, 2 half-open | `breaker` |
-//! | `stormguard_budget_tokens` | gauge | `budget` (empty: the call site's own) |
+//! | `stormguard_budget_tokens` | gauge | `budget` (a call site's own budget: its `op`) |
 //!
 //! Handles for the success path are registered at a call site's first use: install the
 //! recorder before the first annotated call.
@@ -74,6 +74,10 @@ mod enabled {
     /// `value`: 0 closed, 1 open, 2 half-open.
     pub fn breaker_state(breaker: &'static str, value: f64) {
         gauge!("stormguard_breaker_state", "breaker" => breaker).set(value);
+    }
+    /// The tokens gauge of `budget`, to keep and set without a lookup.
+    pub fn budget_tokens_gauge(budget: &'static str) -> metrics::Gauge {
+        gauge!("stormguard_budget_tokens", "budget" => budget)
     }
     pub fn budget_tokens(budget: &'static str, tokens: f64) {
         gauge!("stormguard_budget_tokens", "budget" => budget).set(tokens);

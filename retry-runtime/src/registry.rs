@@ -220,3 +220,25 @@ pub fn budgets() -> Vec<&'static Budget> {
         .map(|(b, _)| b)
         .collect()
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// Issue 12 item 4, across crates (where no compile error can see both blocks): one entry,
+    /// the first declared, and the name listed as duplicated (for the one warning).
+    #[test]
+    fn a_name_declared_twice_is_one_entry_the_first() {
+        static FIRST: Breaker = Breaker::new("dup", BreakerConfig::DEFAULT.with_min_calls(1));
+        static SECOND: Breaker = Breaker::new("dup", BreakerConfig::DEFAULT.with_min_calls(2));
+        static OTHER: Breaker = Breaker::new("other", BreakerConfig::DEFAULT);
+        static SLICE: [&Breaker; 3] = [&FIRST, &SECOND, &OTHER];
+        let names: Names<Breaker> = Names::new();
+        let found = names.find(&SLICE, "dup").unwrap();
+        assert!(std::ptr::eq(found, &FIRST));
+        let all = names.all(&SLICE);
+        assert_eq!(all.len(), 2, "one entry per name");
+        assert_eq!(names.declared(&SLICE).duplicates, vec!["dup"]);
+        assert!(names.warned_duplicates.load(Ordering::Relaxed), "warned");
+    }
+}

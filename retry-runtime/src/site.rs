@@ -113,7 +113,8 @@ impl Site {
             policy,
             op,
             counters: OpCounters::new(),
-            own_budget: Budget::new("", BudgetConfig::DEFAULT),
+            // Named after the operation: its own gauge in the metrics, not one mixed `""`.
+            own_budget: Budget::new(op, BudgetConfig::DEFAULT),
             budget: OnceLock::new(),
             breaker: OnceLock::new(),
             warned_blocking: AtomicBool::new(false),

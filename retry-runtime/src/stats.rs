@@ -147,7 +147,7 @@ pub struct BreakerStats {
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct BudgetStats {
-    /// Budget name (empty for a call site's own budget, which shows under its operation).
+    /// Budget name (a named budget: a call site's own budget is not listed here).
     pub budget: &'static str,
     /// Tokens left.
     pub tokens: f64,
