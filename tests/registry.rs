@@ -129,3 +129,13 @@ fn a_declared_or_used_name_finds_its_breaker() {
         stormguard::breaker("registry_used_not_declared")
     ));
 }
+
+#[test]
+fn the_inert_breaker_of_unknown_names_never_opens() {
+    let typo = stormguard::breaker("registry-typo-a");
+    for _ in 0..1000 {
+        typo.admit().expect("never refuses").failure();
+    }
+    assert_eq!(typo.state(), stormguard::BreakerState::Closed);
+    assert!(stormguard::breaker("registry-typo-b").admit().is_ok());
+}

@@ -47,7 +47,9 @@ pub fn parse(text: &str) -> Result<u64, String> {
             let frac: u128 = frac
                 .parse()
                 .map_err(|_| hint(text, "the number is not valid"))?;
-            whole * per_unit + frac * per_unit / scale
+            whole
+                .saturating_mul(per_unit)
+                .saturating_add(frac * per_unit / scale)
         } else {
             let whole: u128 = num
                 .parse()

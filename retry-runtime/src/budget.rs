@@ -185,7 +185,7 @@ impl Budget {
         } else {
             0
         };
-        let fresh_max = 2 * fill + 64;
+        let fresh_max = fill.saturating_mul(2).saturating_add(64);
         Budget {
             name,
             config,
@@ -334,7 +334,13 @@ impl Budget {
                 UNTOUCHED => 0,
                 _ => self.fresh.swap(0, AcqRel),
             };
-            let since = self.first_ms.load(Acquire);
+            let mut since = self.first_ms.load(Acquire);
+            if successes >= self.fresh_max {
+                // The count saturated: it tells only that at least this many came, so they
+                // are dated within the last window (spread over a long healthy stretch, they
+                // would have earned almost nothing when an outage begins).
+                since = since.max(now_ms.saturating_sub(self.shape.window_ms));
+            }
             ledger.collect(&self.shape, now_ms, since, successes);
             let grant = ledger.take(&self.shape, now_ms, f64::from(cost));
             self.booked.store(ledger.tokens().to_bits(), Relaxed);

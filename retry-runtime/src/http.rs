@@ -208,11 +208,12 @@ impl Classify for reqwest::Error {
         if let Some(status) = self.status() {
             return is_transient_status(status);
         }
-        if self.is_body() || self.is_decode() || self.is_builder() || self.is_redirect() {
-            return false;
-        }
+        // First: reqwest reports a timeout while reading the body as a body error too.
         if self.is_timeout() || self.is_connect() {
             return true;
+        }
+        if self.is_body() || self.is_decode() || self.is_builder() || self.is_redirect() {
+            return false;
         }
         closed_before_response(self)
     }

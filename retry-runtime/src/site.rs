@@ -57,8 +57,14 @@ pub fn breaker_by_name(name: &str) -> &'static Breaker {
     }
     static UNKNOWN: OnceLock<&'static Breaker> = OnceLock::new();
     static WARNED: AtomicBool = AtomicBool::new(false);
-    let inert = *UNKNOWN
-        .get_or_init(|| Box::leak(Box::new(Breaker::new("<unknown>", BreakerConfig::DEFAULT))));
+    // Never opens (no rule can trip it): nothing reports into it, and if a caller does, one
+    // typo's failures must not refuse another typo's calls.
+    let inert = *UNKNOWN.get_or_init(|| {
+        let never = BreakerConfig::DEFAULT
+            .with_consecutive_failures(None)
+            .with_min_calls(u32::MAX);
+        Box::leak(Box::new(Breaker::new("<unknown>", never)))
+    });
     if !WARNED.swap(true, Ordering::Relaxed) {
         tracing::warn!(
             target: crate::log::TARGET,
@@ -170,9 +176,15 @@ impl Site {
     pub fn budget(&'static self) -> &'static Budget {
         match self.policy.budget_name() {
             None => &self.own_budget,
-            Some(name) => self
-                .budget
-                .get_or_init(|| registry::budget(name, self.policy.budget().is_some())),
+            // Resolved outside the `OnceLock`: the first resolution may log a warning, and a
+            // tracing layer that calls this very site must not re-enter its initialisation.
+            Some(name) => match self.budget.get() {
+                Some(budget) => budget,
+                None => {
+                    let budget = registry::budget(name, self.policy.budget().is_some());
+                    self.budget.get_or_init(|| budget)
+                }
+            },
         }
     }
 
@@ -181,7 +193,14 @@ impl Site {
     pub fn breaker(&'static self) -> Option<&'static Breaker> {
         match self.policy.breaker() {
             None => None,
-            Some(name) => *self.breaker.get_or_init(|| Some(registry::breaker(name))),
+            // Outside the `OnceLock` too (see `budget`).
+            Some(name) => match self.breaker.get() {
+                Some(breaker) => *breaker,
+                None => {
+                    let breaker = registry::breaker(name);
+                    *self.breaker.get_or_init(|| Some(breaker))
+                }
+            },
         }
     }
 

@@ -259,7 +259,8 @@ impl Breaker {
 
     fn refuse(&self, left: u64) -> Result<Permit, Duration> {
         self.rejections.fetch_add(1, Relaxed);
-        Err(Duration::from_nanos(left))
+        // Never "0ns" (an `open_for` of zero still means "ask again").
+        Err(Duration::from_nanos(left.max(1)))
     }
 
     /// Nanoseconds left in the open period of `generation`; while its opener has not yet

@@ -59,8 +59,8 @@ impl Shape {
 pub(crate) enum Grant {
     /// Paid with this many tokens of the window's deposits.
     Tokens(f64),
-    /// Paid by the `min_per_sec` floor.
-    Floor,
+    /// Paid by the `min_per_sec` floor, this many of its units.
+    Floor(f64),
 }
 
 impl Ledger {
@@ -199,7 +199,8 @@ impl Ledger {
         if shape.min_per_sec <= 0.0 || self.successes() <= EPSILON {
             return None;
         }
-        let full = shape.min_per_sec;
+        // A retry after a timeout costs the floor twice too (its bucket holds at least that).
+        let full = shape.min_per_sec.max(cost);
         let level = match self.floor_ms {
             None => full,
             Some(last) => {
@@ -208,9 +209,9 @@ impl Ledger {
             }
         };
         self.floor_ms = Some(now_ms);
-        if level + EPSILON >= 1.0 {
-            self.floor = (level - 1.0).max(0.0);
-            Some(Grant::Floor)
+        if level + EPSILON >= cost {
+            self.floor = (level - cost).max(0.0);
+            Some(Grant::Floor(cost))
         } else {
             self.floor = level;
             None
@@ -225,7 +226,9 @@ impl Ledger {
                 self.slots[(newest % SLOTS as u64) as usize].tokens += t;
                 self.clamp(shape.capacity);
             }
-            Grant::Floor => self.floor = (self.floor + 1.0).min(shape.min_per_sec),
+            Grant::Floor(cost) => {
+                self.floor = (self.floor + cost).min(shape.min_per_sec.max(cost));
+            }
         }
     }
 }
@@ -283,10 +286,10 @@ mod tests {
         l.collect(&SHAPE, 1000, 1000, 0);
         assert_eq!(l.take(&SHAPE, 1000, 1.0), None);
         l.collect(&SHAPE, 2000, 1000, 1);
-        assert_eq!(l.take(&SHAPE, 2000, 1.0), Some(Grant::Floor));
+        assert_eq!(l.take(&SHAPE, 2000, 1.0), Some(Grant::Floor(1.0)));
         assert_eq!(l.take(&SHAPE, 2000, 1.0), None, "one a second");
         l.collect(&SHAPE, 3000, 0, 0);
-        assert_eq!(l.take(&SHAPE, 3000, 1.0), Some(Grant::Floor));
+        assert_eq!(l.take(&SHAPE, 3000, 1.0), Some(Grant::Floor(1.0)));
         l.collect(&SHAPE, 8000, 0, 0);
         assert_eq!(l.take(&SHAPE, 8000, 1.0), None, "the success expired");
     }
@@ -337,7 +340,7 @@ mod tests {
                 booked += successes;
                 match l.take(&shape, now, f64::from(cost)) {
                     Some(Grant::Tokens(t)) => tokens_out += t,
-                    Some(Grant::Floor) => floors += 1,
+                    Some(Grant::Floor(_)) => floors += 1,
                     None => {}
                 }
                 let held = l.tokens();
