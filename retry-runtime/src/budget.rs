@@ -346,6 +346,11 @@ impl Budget {
             self.booked.store(ledger.tokens().to_bits(), Relaxed);
             grant
         };
+        // The tokens gauge, from this decision's ledger (every success is booked now), set
+        // after the lock is released: a recorder is user code.
+        #[cfg(feature = "metrics")]
+        self.gauge()
+            .set(f64::from_bits(self.booked.load(Relaxed)).min(self.shape.capacity));
         match grant {
             Some(g) => {
                 self.granted.fetch_add(1, Relaxed);

@@ -79,9 +79,6 @@ mod enabled {
     pub fn budget_tokens_gauge(budget: &'static str) -> metrics::Gauge {
         gauge!("stormguard_budget_tokens", "budget" => budget)
     }
-    pub fn budget_tokens(budget: &'static str, tokens: f64) {
-        gauge!("stormguard_budget_tokens", "budget" => budget).set(tokens);
-    }
 }
 
 #[cfg(not(feature = "metrics"))]
@@ -99,8 +96,6 @@ mod enabled {
     pub fn give_up(_: &'static str, _: GiveUpReason) {}
     #[inline(always)]
     pub fn breaker_state(_: &'static str, _: f64) {}
-    #[inline(always)]
-    pub fn budget_tokens(_: &'static str, _: f64) {}
 }
 
 pub(crate) use enabled::*;

@@ -389,9 +389,7 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
         }
         let cost = if timed_out.is_some() { 2 } else { 1 };
         let budget = site.budget();
-        let granted = budget.try_withdraw(cost);
-        export::budget_tokens(budget.name(), budget.tokens());
-        match granted {
+        match budget.try_withdraw(cost) {
             Ok(slot) => self.state().slot = Some(slot),
             Err(_) => return Err(GiveUpReason::Budget),
         }
