@@ -235,7 +235,8 @@ pub use retry_runtime::Classify;
 pub use retry_runtime::{
     attempt, set_retry_success_alert, stats, undeclared_breakers, undeclared_budgets, Backoff,
     Breaker, BreakerConfig, BreakerCounts, BreakerState, BreakerStats, Budget, BudgetConfig,
-    BudgetStats, GiveUpReason, GiveUps, GuardError, Jitter, OpStats, Permit, Policy, Stats, Window,
+    BudgetStats, Force, GiveUpReason, GiveUps, GuardError, Jitter, OpStats, Permit, Policy, Stats,
+    Window,
 };
 
 /// The circuit breaker called `name`: the one declared in a [`breakers!`] block, else the one
@@ -259,6 +260,31 @@ pub fn breaker(name: &str) -> &'static Breaker {
 /// ```
 pub fn seed_jitter(seed: u64) {
     retry_runtime::__private::seed_jitter(seed);
+}
+
+/// Live configuration (default feature `config`): override the policy of any `#[retry]`
+/// operation, and the limits of any breaker or budget, by name, from a TOML file and
+/// `STORMGUARD__…` environment variables, at start-up (`STORMGUARD_CONFIG=path`) and while
+/// the program runs; with a kill switch (`enabled = false`) and manual breaker control
+/// (`force`). See the README section "Changing policies without a rebuild".
+///
+/// ```
+/// #[stormguard::retry(attempts = 3, name = "docs::fetch")]
+/// async fn fetch() -> Result<(), std::io::Error> { Ok(()) }
+///
+/// stormguard::config::apply(r#"
+///     [retry."docs::fetch"]
+///     attempts = 5
+/// "#).unwrap();
+/// assert!(stormguard::config::current().contains("attempts = 5  # <text>:3"));
+///
+/// let err = stormguard::config::apply("[retry.\"docs::fecth\"]\nattempts = 5\n").unwrap_err();
+/// assert!(err.to_string().contains("did you mean `docs::fetch`?"), "{err}");
+/// # stormguard::config::apply("").unwrap();
+/// ```
+#[cfg(feature = "config")]
+pub mod config {
+    pub use retry_runtime::config::{apply, current, load, watch, ConfigError, Problem};
 }
 
 /// HTTP through reqwest (feature `reqwest`): [`check`](http::check) turns an error status

@@ -146,6 +146,8 @@ pub struct Budget {
     name: &'static str,
     config: BudgetConfig,
     shape: Shape,
+    /// The live configuration's limits (null: `config`'s and `shape`'s); leaked, never freed.
+    tuned: std::sync::atomic::AtomicPtr<(BudgetConfig, Shape)>,
     /// Successes not booked into the ledger yet, saturating at `fresh_max` (`UNTOUCHED`
     /// before the first one).
     fresh: AtomicU64,
@@ -196,6 +198,7 @@ impl Budget {
                 window_ms: ledger::window_ms(config.window),
                 start: start_grant(config),
             },
+            tuned: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
             fresh: AtomicU64::new(UNTOUCHED),
             fresh_max: if fresh_max < UNTOUCHED - 1 {
                 fresh_max
@@ -218,9 +221,47 @@ impl Budget {
         self.name
     }
 
-    /// Its configuration.
+    /// Its configuration: the one given to [`Budget::new`] unless the live configuration
+    /// changed it.
     pub fn config(&self) -> &BudgetConfig {
+        match self.tuned() {
+            Some((config, _)) => config,
+            None => &self.config,
+        }
+    }
+
+    /// The configuration given to [`Budget::new`] (its `budgets!` block).
+    pub fn compiled_config(&self) -> &BudgetConfig {
         &self.config
+    }
+
+    fn tuned(&self) -> Option<&(BudgetConfig, Shape)> {
+        // SAFETY: null or a leaked box (`retune`), never freed.
+        unsafe {
+            self.tuned
+                .load(std::sync::atomic::Ordering::Acquire)
+                .as_ref()
+        }
+    }
+
+    fn shape(&self) -> &Shape {
+        match self.tuned() {
+            Some((_, shape)) => shape,
+            None => &self.shape,
+        }
+    }
+
+    /// Counts from now on by `config` (`None`: the compiled one); tokens, grants and the
+    /// ledger carry over. Its `window` must be the compiled one (the live configuration
+    /// checks it).
+    pub(crate) fn retune(&self, config: Option<BudgetConfig>) {
+        let next = match config {
+            Some(c) if c == self.config => std::ptr::null_mut(),
+            Some(c) if self.tuned().is_some_and(|(t, _)| *t == c) => return,
+            Some(c) => Box::into_raw(Box::new((c, Budget::new(self.name, c).shape))),
+            None => std::ptr::null_mut(),
+        };
+        self.tuned.store(next, std::sync::atomic::Ordering::Release);
     }
 
     fn ledger(&self) -> MutexGuard<'_, Ledger> {
@@ -234,8 +275,8 @@ impl Budget {
             UNTOUCHED => 0,
             n => n,
         };
-        let held = self.ledger().tokens() + fresh as f64 * self.shape.ratio;
-        held.min(self.shape.capacity)
+        let held = self.ledger().tokens() + fresh as f64 * self.shape().ratio;
+        held.min(self.shape().capacity)
     }
 
     /// Retries in flight now.
@@ -276,7 +317,7 @@ impl Budget {
             n => n,
         };
         let booked = f64::from_bits(self.booked.load(Relaxed));
-        let tokens = (booked + fresh as f64 * self.shape.ratio).min(self.shape.capacity);
+        let tokens = (booked + fresh as f64 * self.shape().ratio).min(self.shape().capacity);
         self.gauge().set(tokens);
     }
 
@@ -312,7 +353,7 @@ impl Budget {
     /// The returned slot counts the retry as in flight until it is dropped. Reads the clock
     /// and takes the budget's lock for a few arithmetic steps (the retry path only).
     pub fn try_withdraw(&'static self, cost: u32) -> Result<RetrySlot, Refusal> {
-        let in_flight = if let Some(max) = self.config.max_concurrent {
+        let in_flight = if let Some(max) = self.config().max_concurrent {
             if self.in_flight.fetch_add(1, AcqRel) >= max {
                 self.in_flight.fetch_sub(1, AcqRel);
                 self.refused.fetch_add(1, Relaxed);
@@ -339,10 +380,10 @@ impl Budget {
                 // The count saturated: it tells only that at least this many came, so they
                 // are dated within the last window (spread over a long healthy stretch, they
                 // would have earned almost nothing when an outage begins).
-                since = since.max(now_ms.saturating_sub(self.shape.window_ms));
+                since = since.max(now_ms.saturating_sub(self.shape().window_ms));
             }
-            ledger.collect(&self.shape, now_ms, since, successes);
-            let grant = ledger.take(&self.shape, now_ms, f64::from(cost));
+            ledger.collect(self.shape(), now_ms, since, successes);
+            let grant = ledger.take(self.shape(), now_ms, f64::from(cost));
             self.booked.store(ledger.tokens().to_bits(), Relaxed);
             grant
         };
@@ -350,7 +391,7 @@ impl Budget {
         // after the lock is released: a recorder is user code.
         #[cfg(feature = "metrics")]
         self.gauge()
-            .set(f64::from_bits(self.booked.load(Relaxed)).min(self.shape.capacity));
+            .set(f64::from_bits(self.booked.load(Relaxed)).min(self.shape().capacity));
         match grant {
             Some(g) => {
                 self.granted.fetch_add(1, Relaxed);

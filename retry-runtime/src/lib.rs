@@ -6,9 +6,10 @@
 //! tests and simulations call lives in the hidden [`__private`] module: not public API.
 //!
 //! The modules, from the bottom up (each imports only those above it in this list):
-//! `loom`, `clock`, `policy`, `backoff`, `jitter`, `give_up`, `error`, `classify` (with `http`,
+//! `loom`, `startup`, `clock`, `policy`, `backoff`, `jitter`, `give_up`, `error`, `classify` (with `http`,
 //! `grpc`, `chain` behind their features), `scope`, `describe`, `log`, `export`, `alert`,
-//! `counters`, `breaker`, `budget`, `registry`, `site`, `stats`, `call`, `default_when`.
+//! `counters`, `breaker`, `budget`, `registry`, `site`, `stats`, `config`, `call`,
+//! `default_when`.
 
 #![warn(missing_docs)]
 
@@ -21,6 +22,8 @@ mod call;
 mod chain;
 mod classify;
 mod clock;
+#[cfg(feature = "config")]
+pub mod config;
 mod counters;
 mod default_when;
 mod describe;
@@ -38,10 +41,11 @@ mod policy;
 mod registry;
 mod scope;
 mod site;
+mod startup;
 mod stats;
 
 pub use alert::set_retry_success_alert;
-pub use breaker::{Breaker, BreakerConfig, BreakerCounts, BreakerState, Permit, Window};
+pub use breaker::{Breaker, BreakerConfig, BreakerCounts, BreakerState, Force, Permit, Window};
 pub use budget::{Budget, BudgetConfig};
 pub use classify::Classify;
 pub use error::GuardError;

@@ -7,7 +7,7 @@ use crate::budget::{Budget, BudgetConfig};
 use crate::counters::OpCounters;
 use crate::policy::Policy;
 use crate::registry;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::OnceLock;
 
 /// Every `#[retry]` call site of the program, in any crate (collected at link time, so that
@@ -100,6 +100,9 @@ fn undeclared(
 #[derive(Debug)]
 pub struct Site {
     policy: Policy,
+    /// The policy calls start with: the compiled one, or the live configuration's override
+    /// (leaked, never freed: a call in flight may hold it). Null until first read.
+    live: AtomicPtr<Policy>,
     op: &'static str,
     counters: OpCounters,
     own_budget: Budget,
@@ -117,6 +120,7 @@ impl Site {
     pub const fn new(policy: Policy, op: &'static str) -> Site {
         Site {
             policy,
+            live: AtomicPtr::new(std::ptr::null_mut()),
             op,
             counters: OpCounters::new(),
             // Named after the operation: its own gauge in the metrics, not one mixed `""`.
@@ -130,10 +134,56 @@ impl Site {
         }
     }
 
-    /// The policy.
+    /// The policy a call starting now runs with: the compiled one unless the live
+    /// configuration overrides it (one atomic load; the first read applies
+    /// `STORMGUARD_CONFIG`, with feature `config`).
     #[inline]
-    pub fn policy(&self) -> &Policy {
+    pub fn policy(&'static self) -> &'static Policy {
+        let live = self.live.load(Ordering::Acquire);
+        if live.is_null() {
+            return self.first_policy();
+        }
+        // SAFETY: `live` is null, `&self.policy`, or a leaked `Box<Policy>` (`set_live`).
+        unsafe { &*live }
+    }
+
+    /// The policy as the attribute wrote it.
+    pub fn compiled_policy(&self) -> &Policy {
         &self.policy
+    }
+
+    #[cold]
+    fn first_policy(&'static self) -> &'static Policy {
+        crate::startup::first_use();
+        let live = self.live.load(Ordering::Acquire);
+        if live.is_null() {
+            // No configuration named this site: the compiled policy, unless a concurrent
+            // apply set one in between (it wins).
+            let compiled = &self.policy as *const Policy as *mut Policy;
+            let _ = self.live.compare_exchange(
+                std::ptr::null_mut(),
+                compiled,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+            // SAFETY: as in `policy`.
+            return unsafe { &*self.live.load(Ordering::Acquire) };
+        }
+        // SAFETY: as in `policy`.
+        unsafe { &*live }
+    }
+
+    /// Makes calls that start from now on run with `policy` (`None`: the compiled one).
+    /// Calls in flight keep the policy they started with.
+    pub(crate) fn set_live(&'static self, policy: Option<Policy>) {
+        let current = self.live.load(Ordering::Acquire);
+        let next = match policy {
+            // SAFETY: as in `policy`; an unchanged override is kept, not leaked again.
+            Some(p) if !current.is_null() && unsafe { *current } == p => current,
+            Some(p) if p != self.policy => Box::into_raw(Box::new(p)),
+            _ => &self.policy as *const Policy as *mut Policy,
+        };
+        self.live.store(next, Ordering::Release);
     }
 
     /// The operation name in logs and stats.

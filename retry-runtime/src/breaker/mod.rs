@@ -2,11 +2,13 @@
 //! called, built from its config, state machine, failure window and permits (one file each).
 
 mod config;
+mod manual;
 mod permit;
 mod state;
 mod window;
 
 pub use config::{BreakerConfig, Window};
+pub use manual::Force;
 pub use permit::Permit;
 pub(crate) use permit::RawPermit;
 pub use state::BreakerState;
@@ -86,6 +88,10 @@ pub struct Breaker {
     name: &'static str,
     config: BreakerConfig,
     geometry: Geometry,
+    /// The live configuration's limits (null: `config`'s); see `manual.rs`.
+    tuned: std::sync::atomic::AtomicPtr<manual::Tuned>,
+    /// Manual control: `manual::FORCE_*`.
+    force: std::sync::atomic::AtomicU8,
     /// When the current open period ends (clock nanoseconds); valid once `open_gen` names it.
     open_until: AtomicU64,
     /// The generation whose `open_until` is published.
@@ -116,6 +122,8 @@ macro_rules! new_breaker {
             name: $name,
             geometry: Geometry::of(&$config),
             config: $config,
+            tuned: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
+            force: std::sync::atomic::AtomicU8::new(manual::FORCE_AUTO),
             open_until: AtomicU64::new(0),
             open_gen: AtomicU32::new(0),
             probe_until: AtomicU64::new(0),
@@ -156,9 +164,18 @@ impl Breaker {
         self.name
     }
 
-    /// The config given to [`Breaker::new`], as written (out-of-range values are only
-    /// clamped where they are used).
+    /// The config it judges by: the one given to [`Breaker::new`] unless the live
+    /// configuration changed it, as written (out-of-range values are only clamped where they
+    /// are used).
     pub fn config(&self) -> &BreakerConfig {
+        match self.tuned() {
+            Some(tuned) => &tuned.config,
+            None => &self.config,
+        }
+    }
+
+    /// The config given to [`Breaker::new`] (its `breakers!` block).
+    pub fn compiled_config(&self) -> &BreakerConfig {
         &self.config
     }
 
@@ -199,6 +216,9 @@ impl Breaker {
 
     #[cold]
     fn admit_slow(&'static self, now: u64) -> Result<Permit, Duration> {
+        if self.force.load(std::sync::atomic::Ordering::Acquire) == manual::FORCE_OPEN {
+            return self.refuse(self.limits().open_for);
+        }
         let mut word = self.state.0.load(Acquire);
         loop {
             let generation = generation_of(word);
@@ -215,7 +235,7 @@ impl Breaker {
                     left => return self.refuse(left),
                 },
                 _ => {
-                    if in_flight_of(word) + succeeded_of(word) >= self.geometry.probes {
+                    if in_flight_of(word) + succeeded_of(word) >= self.limits().probes {
                         match self.probe_left(generation, now) {
                             0 => open_word(generation.wrapping_add(1)),
                             left => return self.refuse(left),
@@ -237,7 +257,7 @@ impl Breaker {
                     if word & KIND_MASK == OPEN {
                         let probing = generation_of(next);
                         self.probe_until
-                            .store(now.saturating_add(self.geometry.probe_timeout), Relaxed);
+                            .store(now.saturating_add(self.limits().probe_timeout), Relaxed);
                         self.probe_gen.store(probing, Release);
                         self.log(
                             BreakerState::Open,
@@ -279,7 +299,7 @@ impl Breaker {
         if self.probe_gen.load(Acquire) == generation {
             self.probe_until.load(Relaxed).saturating_sub(now)
         } else {
-            self.geometry.probe_timeout
+            self.limits().probe_timeout
         }
     }
 
@@ -295,10 +315,13 @@ impl Breaker {
     /// ```
     pub fn is_rejecting(&self) -> bool {
         let word = self.state.0.load(Acquire);
+        if self.force.load(std::sync::atomic::Ordering::Acquire) == manual::FORCE_OPEN {
+            return true;
+        }
         match word & KIND_MASK {
             CLOSED => false,
             OPEN => self.open_left(generation_of(word), clock_now()) > 0,
-            _ => in_flight_of(word) + succeeded_of(word) >= self.geometry.probes,
+            _ => in_flight_of(word) + succeeded_of(word) >= self.limits().probes,
         }
     }
 
@@ -409,7 +432,10 @@ impl Breaker {
             self.close_batch_for_failure(generation, now);
         }
         let at = self.record_failure(generation, now);
-        let g = &self.geometry;
+        if self.force.load(std::sync::atomic::Ordering::Acquire) == manual::FORCE_CLOSED {
+            return; // counted, never judged
+        }
+        let g = self.limits();
         let trip = if g.consecutive != 0 && run >= g.consecutive {
             Some(("consecutive failures", run))
         } else {

@@ -113,7 +113,7 @@ impl Breaker {
                 ProbeOutcome::Failure { .. } => open_word(generation.wrapping_add(1)),
                 ProbeOutcome::Success => {
                     let succeeded = succeeded_of(word) + 1;
-                    if succeeded >= self.geometry.probes {
+                    if succeeded >= self.limits().probes {
                         // Before the CAS, so that the closed period's first calls find it
                         // (nothing is recorded in a window while half-open).
                         self.start_window(generation.wrapping_add(1));
@@ -158,7 +158,7 @@ impl Breaker {
         reason: &'static str,
         failures: u64,
     ) {
-        let g = &self.geometry;
+        let g = self.limits();
         let (nominal, open_for) = if from == BreakerState::Closed {
             (g.open_for, g.open_for)
         } else {

@@ -98,7 +98,7 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
         L::Kept: ErrorSlot<E>,
     {
         let op = self.site.op();
-        let breaker = self.site.policy().breaker().unwrap_or(op);
+        let breaker = self.policy.breaker().unwrap_or(op);
         self.skip_attempt(GiveUpReason::BreakerOpen, || GuardError::BreakerOpen {
             op,
             breaker,
@@ -130,7 +130,7 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
     /// The time this attempt may take, and whether the deadline (not `timeout`) sets it.
     #[inline]
     fn attempt_limit(&self) -> Option<(Duration, bool)> {
-        let policy = self.site.policy();
+        let policy = self.policy;
         let left = policy
             .deadline()
             .map(|deadline| deadline.saturating_sub(self.elapsed()));
@@ -146,7 +146,7 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
     #[inline(never)]
     fn limit_error(&self, limit: Duration, by_deadline: bool) -> GuardError {
         let op = self.site.op();
-        match (by_deadline, self.site.policy().deadline()) {
+        match (by_deadline, self.policy.deadline()) {
             (true, Some(deadline)) => GuardError::DeadlineExceeded {
                 op,
                 attempt: self.scope.number,

@@ -24,6 +24,7 @@ use crate::export;
 use crate::give_up::GiveUpReason;
 use crate::jitter::{jittered, random_unit};
 use crate::log::{self, Fields};
+use crate::policy::Policy;
 use crate::scope::{self, AttemptScope};
 use crate::site::Site;
 use std::future::Future;
@@ -50,6 +51,9 @@ pub enum Verdict<T, E> {
 #[derive(Debug)]
 pub struct Call<L: PermitSlot = (), S: StartTime = ()> {
     pub(crate) site: &'static Site,
+    /// The policy this call runs with from start to end, read once at its start (a live
+    /// reload changes the calls that start after it).
+    pub(crate) policy: &'static Policy,
     /// The attempt running or last run: its number (0 before the first), and whether a
     /// nested annotated call in it retried and gave up. The running attempt's body reads it
     /// through the thread-local `AttemptScope::enter` sets.
@@ -139,13 +143,15 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
     /// Starts a call at `site` whose breaker or error slot is `held` (see [`KeepError`]).
     #[inline]
     pub fn start_with(site: &'static Site, held: L) -> Self {
+        let policy = site.policy();
         debug_assert_eq!(
-            site.policy().deadline().is_some(),
+            policy.deadline().is_some(),
             S::KEPT,
             "a policy with a deadline starts a Call<_, Started>, one without a Call<_, ()>"
         );
         Call {
             site,
+            policy,
             scope: AttemptScope::new(0),
             state: ManuallyDrop::new(None),
             started: S::now(),
@@ -206,7 +212,7 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
     }
 
     fn fields(&mut self) -> Fields {
-        let policy = self.site.policy();
+        let policy = self.policy;
         Fields {
             op: self.site.op(),
             upstream: policy.breaker().unwrap_or(self.site.op()),
@@ -218,11 +224,11 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
 
     /// The call's id, assigned (and its span opened) at its first failure.
     pub(crate) fn call_id(&mut self) -> u64 {
-        let site = self.site;
+        let (op, breaker) = (self.site.op(), self.policy.breaker());
         let state = self.state();
         if state.call_id == 0 {
             state.call_id = log::next_call_id();
-            state.span = log::call_span(site.op(), site.policy().breaker(), state.call_id);
+            state.span = log::call_span(op, breaker, state.call_id);
         }
         state.call_id
     }
@@ -297,11 +303,7 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
             counters.failure(self.scope.number, false);
             if reason == GiveUpReason::BreakerOpen {
                 counters.rejection();
-                export::rejection(
-                    op,
-                    self.site.policy().breaker().unwrap_or(""),
-                    self.scope.number,
-                );
+                export::rejection(op, self.policy.breaker().unwrap_or(""), self.scope.number);
             }
             return self.give_up(&fields, error, format, reason);
         }
@@ -345,8 +347,7 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
         retry_after: &H,
         error: &E,
     ) -> Result<Duration, GiveUpReason> {
-        let site = self.site;
-        let policy = site.policy();
+        let policy = self.policy;
         // An attempt cut off by the deadline ends the call for that reason, whatever `when`
         // says of the error (a `Classify` impl calls `DeadlineExceeded` permanent).
         if timed_out == Some(true) {
@@ -382,13 +383,13 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
                 return Err(GiveUpReason::Deadline);
             }
         }
-        if let Some(breaker) = site.breaker() {
+        if let Some(breaker) = self.site.breaker() {
             if breaker.is_rejecting() {
                 return Err(GiveUpReason::BreakerOpen);
             }
         }
         let cost = if timed_out.is_some() { 2 } else { 1 };
-        let budget = site.budget();
+        let budget = self.site.budget();
         match budget.try_withdraw(cost) {
             Ok(slot) => self.state().slot = Some(slot),
             Err(_) => return Err(GiveUpReason::Budget),
