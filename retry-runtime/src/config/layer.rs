@@ -387,7 +387,7 @@ fn set_budget(
         }
         "ratio" => {
             let r = number(place, key, value, "ratio = 0.125")?;
-            if !(r >= 0.0 && r <= 1e6) {
+            if !(0.0..=1e6).contains(&r) {
                 return Err(bad(place, value, k, format!("{r} is not a ratio; write the tokens each success deposits, 0 or more, like ratio = 0.2")));
             }
             keys.ratio = set(place, key, r);

@@ -622,22 +622,21 @@ fn print_current(names: &Names, file: &Layer, env: &Layer) -> String {
             Force::Open => "open",
             Force::Closed => "closed",
         };
-        let _ = writeln!(
-            out,
-            "# force = \"{force}\"  (now; set by {})",
-            origin(
-                e.and_then(|k| k.force.as_ref()),
-                f.and_then(|k| k.force.as_ref()),
-                breaker.forced() != Force::Auto,
-                "code"
-            )
-        );
-        if let Some(ForceKey::Open | ForceKey::Closed | ForceKey::Auto) = e
+        let configured = e
             .and_then(|k| k.force.as_ref())
-            .or(f.and_then(|k| k.force.as_ref()))
-            .map(|s| s.value)
-        {
+            .or(f.and_then(|k| k.force.as_ref()));
+        if configured.is_some() {
             line!(force, format!("\"{force}\""), false);
+        } else {
+            let by = if breaker.forced() == Force::Auto {
+                "default"
+            } else {
+                "code, through the breaker's handle"
+            };
+            let _ = writeln!(
+                out,
+                "# force = \"{force}\"  (not from the configuration: {by})"
+            );
         }
     }
     let udef = crate::BudgetConfig::DEFAULT;
