@@ -155,6 +155,17 @@ variants!(micro, super::spin);
 // As a user's crate sees them: an annotated fn is rarely inlined into its caller.
 variants!(not_inlined, super::instant, #[inline(never)]);
 
+/// The defaults, with the live configuration overriding the site's policy (see `success`).
+mod live {
+    use super::*;
+
+    #[retry(name = "bench::live")]
+    #[inline(never)]
+    pub async fn defaults(x: u64) -> Result<u64, E> {
+        Ok(instant(x))
+    }
+}
+
 /// A body that yields once before answering, so that the attempt is pending on its first
 /// poll: `timeout` must then arm its timer.
 mod yield_once {
@@ -430,6 +441,9 @@ fn success(c: &mut Criterion) {
     let mut g = c.benchmark_group("not_inlined");
     bench_seq!(g, rt, "plain", not_inlined::plain);
     bench_seq!(g, rt, "defaults", not_inlined::defaults);
+    // The policy read through the live configuration's pointer, set to an override.
+    stormguard::config::apply("[retry.\"bench::live\"]\nattempts = 4\n").expect("valid");
+    bench_seq!(g, rt, "defaults_overridden", live::defaults);
     bench_seq!(g, rt, "breaker", not_inlined::breaker);
     bench_seq!(g, rt, "breaker_rate", not_inlined::breaker_rate);
     bench_seq!(g, rt, "breaker_calls", not_inlined::breaker_calls);

@@ -76,10 +76,10 @@ fn annotated_futures_stay_within_their_size_budget() {
     let x = 7;
     let plain = size_of_val(&plain(&x));
     let sizes = [
-        ("defaults", size_of_val(&defaults(&x)), 72),
-        ("breaker", size_of_val(&with_breaker(&x)), 88),
-        ("timeout", size_of_val(&with_timeout(&x)), 224),
-        ("every option", size_of_val(&every_option(&x)), 248),
+        ("defaults", size_of_val(&defaults(&x)), 80),
+        ("breaker", size_of_val(&with_breaker(&x)), 96),
+        ("timeout", size_of_val(&with_timeout(&x)), 232),
+        ("every option", size_of_val(&every_option(&x)), 256),
     ];
     println!("plain fn's future: {plain} bytes");
     for (what, size, _) in sizes {
