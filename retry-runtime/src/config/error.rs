@@ -73,7 +73,7 @@ impl fmt::Display for Problem {
 /// A configuration that was not applied (nothing of it was): every problem in it.
 ///
 /// ```
-/// let err = stormguard::config::apply("[retry.\"nowhere\"]\nattempts = 0\n").unwrap_err();
+/// let err = retry_runtime::config::apply("[retry.\"nowhere\"]\nattempts = 0\n").unwrap_err();
 /// let first = &err.problems()[0];
 /// assert_eq!((first.line(), first.key()), (2, "attempts"));
 /// println!("{err}"); // <text>:2:1: `attempts`: 0 is not a number of attempts: …

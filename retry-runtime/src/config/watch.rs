@@ -16,8 +16,8 @@ const QUIET: Duration = Duration::from_millis(100);
 /// is logged as a `warn`; either way the running configuration stays, and the watch goes on.
 ///
 /// ```no_run
-/// stormguard::config::watch("/etc/myservice/stormguard.toml")?;
-/// # Ok::<(), stormguard::config::ConfigError>(())
+/// retry_runtime::config::watch("/etc/myservice/stormguard.toml")?;
+/// # Ok::<(), retry_runtime::config::ConfigError>(())
 /// ```
 pub fn watch(path: impl AsRef<Path>) -> Result<(), ConfigError> {
     use notify::Watcher as _;
