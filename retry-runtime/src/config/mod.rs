@@ -76,6 +76,11 @@ pub fn load(path: impl AsRef<Path>) -> Result<(), ConfigError> {
 }
 
 fn load_file(path: &Path) -> Result<(), ConfigError> {
+    read_and_apply(path).map(drop)
+}
+
+/// Reads and applies the file at `path`; returns the text applied.
+fn read_and_apply(path: &Path) -> Result<String, ConfigError> {
     let source = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigError::from(Problem::new(
@@ -86,7 +91,8 @@ fn load_file(path: &Path) -> Result<(), ConfigError> {
             format!("cannot read the file ({e}); check the path given to STORMGUARD_CONFIG, `config::load` or `config::watch`"),
         ))
     })?;
-    install(layer::parse(&source, &text, None)?)
+    install(layer::parse(&source, &text, None)?)?;
+    Ok(text)
 }
 
 /// The effective configuration as TOML, each value with where it came from (`default`,

@@ -23,7 +23,9 @@ pub fn watch(path: impl AsRef<Path>) -> Result<(), ConfigError> {
     use notify::Watcher as _;
     crate::startup::first_use();
     let path = path.as_ref().to_path_buf();
-    super::load_file(&path)?;
+    // The text applied now is the one later versions are compared with: read here, not in
+    // the thread, which may start after the next write.
+    let applied = super::read_and_apply(&path)?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -47,7 +49,7 @@ pub fn watch(path: impl AsRef<Path>) -> Result<(), ConfigError> {
         .name("stormguard-config-watch".into())
         .spawn(move || {
             let _keep = &mut watcher;
-            let mut last_text: Option<String> = std::fs::read_to_string(&path).ok();
+            let mut last_text = Some(applied);
             loop {
                 // Wait for an event about our file, then for QUIET without another.
                 let Ok(first) = rx.recv() else { return };
