@@ -24,20 +24,20 @@
 #[path = "../../../retry-macros/src/duration.rs"]
 #[allow(dead_code)]
 mod duration;
+mod env;
 mod error;
 mod layer;
 mod resolve;
+mod show;
 mod watch;
 
 pub use error::{ConfigError, Problem};
 pub use watch::watch;
 
 use crate::breaker::{Breaker, Force};
-use crate::policy::{Backoff, Jitter, Policy};
 use layer::{ForceKey, Layer};
 use resolve::{Names, Plan};
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -115,77 +115,11 @@ pub fn current() -> String {
         Some(a) => (&a.file, &a.env),
         None => (&empty, &empty),
     };
-    print_current(&names, file, env)
-}
-
-/// Parses and checks the environment layer.
-fn env_layer() -> Result<Layer, ConfigError> {
-    let names = Names::of_program();
-    let mut layer = Layer::default();
-    let mut problems = Vec::new();
-    let mut vars: Vec<(String, String)> = std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .filter(|(k, _)| k.starts_with("STORMGUARD__"))
-        .collect();
-    vars.sort();
-    for (var, value) in vars {
-        let parts: Vec<&str> = var.split("__").collect();
-        let problem = |message: String| Problem::new(&var, 0, 0, "", message);
-        if parts.len() < 4 {
-            problems.push(problem(format!(
-                "write STORMGUARD__<SECTION>__<NAME>__<KEY>, like STORMGUARD__RETRY__BILLING__FETCH_INVOICE__ATTEMPTS=5 (section one of {})",
-                layer::list(layer::SECTIONS)
-            )));
-            continue;
-        }
-        let section = parts[1].to_ascii_lowercase();
-        let key = parts[parts.len() - 1].to_ascii_lowercase();
-        let wanted = parts[2..parts.len() - 1].join("__");
-        let known: Vec<&str> = match section.as_str() {
-            "retry" => names.ops.keys().copied().collect(),
-            "breaker" => names.breakers.keys().copied().collect(),
-            "budget" => names.budgets.keys().copied().collect(),
-            other => {
-                problems.push(problem(format!(
-                    "unknown section `{other}`; {}write one of {}",
-                    layer::did_you_mean(other, layer::SECTIONS),
-                    layer::list(layer::SECTIONS)
-                )));
-                continue;
-            }
-        };
-        let Some(name) = known.iter().find(|n| env_form(n) == wanted) else {
-            let forms: Vec<String> = known.iter().map(|n| env_form(n)).collect();
-            problems.push(problem(format!(
-                "no {section} named like `{wanted}` in this program; {}the names are {}",
-                layer::did_you_mean(&wanted, &forms),
-                layer::list(&forms.iter().map(String::as_str).collect::<Vec<_>>())
-            )));
-            continue;
-        };
-        // The value as TOML (a number, a boolean, a quoted string), else as a string.
-        let header = format!("[{section}.\"{}\"]\n{key} = ", name.escape_default());
-        let as_toml = format!("{header}{value}\n");
-        let quoted = format!("{header}\"{}\"\n", value.escape_default());
-        let parsed = if toml::de::DeTable::parse(&as_toml).is_ok() {
-            layer::parse(&var, &as_toml, Some(&var))
-        } else {
-            layer::parse(&var, &quoted, Some(&var))
-        };
-        match parsed {
-            Ok(one) => merge_layer(&mut layer, one),
-            Err(e) => problems.extend(e.problems().iter().cloned()),
-        }
-    }
-    if problems.is_empty() {
-        Ok(layer)
-    } else {
-        Err(ConfigError::new(problems))
-    }
+    show::print_current(&names, file, env)
 }
 
 /// The kill switch of `op` as the two layers set it (`true`: retries on).
-fn enabled_in(file: &Layer, env: &Layer, op: &str) -> bool {
+pub(super) fn enabled_in(file: &Layer, env: &Layer, op: &str) -> bool {
     let get = |l: &Layer| {
         l.retry
             .get(op)
@@ -195,48 +129,11 @@ fn enabled_in(file: &Layer, env: &Layer, op: &str) -> bool {
     get(env).or(get(file)).unwrap_or(true)
 }
 
-/// A name as an environment variable spells it.
-fn env_form(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-fn merge_layer(into: &mut Layer, one: Layer) {
-    macro_rules! fold {
-        ($section:ident, $($field:ident),*) => {
-            for (name, keys) in one.$section {
-                let entry = into.$section.entry(name).or_default();
-                $(if keys.$field.is_some() { entry.$field = keys.$field; })*
-            }
-        };
-    }
-    fold!(retry, attempts, backoff, base, max, jitter, timeout, deadline, enabled);
-    fold!(
-        breaker,
-        consecutive_failures,
-        failure_rate,
-        min_calls,
-        open_for,
-        open_max,
-        half_open_probes,
-        probe_timeout,
-        force
-    );
-    fold!(budget, capacity, ratio, min_per_sec, max_concurrent);
-}
-
 /// Checks `file` with the environment over it against the program, then sets all of it.
 fn install(file: Layer) -> Result<(), ConfigError> {
     let names = Names::of_program();
     let mut guard = APPLIED.lock().unwrap_or_else(|p| p.into_inner());
-    let env = env_layer()?;
+    let env = env::env_layer()?;
     let plan = resolve::plan(&names, &file, &env)?;
     let previous = guard.take().unwrap_or(Applied {
         file: Layer::default(),
@@ -284,7 +181,7 @@ fn commit(
         let new = *site.policy();
         if !seen_ops.contains(&site.op()) {
             seen_ops.push(site.op());
-            let mut diff = policy_diff(&old, &new);
+            let mut diff = show::policy_diff(&old, &new);
             if was_enabled != *enabled {
                 diff.push(format!("enabled {was_enabled} → {enabled}"));
                 diff.retain(|d| !d.starts_with("attempts"));
@@ -298,7 +195,7 @@ fn commit(
         let old = *breaker.config();
         breaker.retune(*config);
         let new = *breaker.config();
-        let diff = breaker_diff(&old, &new);
+        let diff = show::breaker_diff(&old, &new);
         if !diff.is_empty() {
             changes.push(format!("breaker.{}: {}", breaker.name(), diff.join(", ")));
         }
@@ -307,7 +204,7 @@ fn commit(
         let (old, _) = (*budget.config(), ());
         budget.retune(*config);
         let new = *budget.config();
-        let diff = budget_diff(&old, &new);
+        let diff = show::budget_diff(&old, &new);
         if !diff.is_empty() {
             changes.push(format!("budget.{}: {}", budget.name(), diff.join(", ")));
         }
@@ -337,359 +234,6 @@ fn commit(
         }
     }
     (changes, forced, to_force)
-}
-
-fn ms(d: std::time::Duration) -> String {
-    duration::show(d.as_nanos().min(u64::MAX as u128) as u64)
-}
-
-fn policy_diff(old: &Policy, new: &Policy) -> Vec<String> {
-    let mut d = Vec::new();
-    if old.attempts() != new.attempts() {
-        d.push(format!("attempts {} → {}", old.attempts(), new.attempts()));
-    }
-    if old.backoff() != new.backoff() {
-        d.push(format!(
-            "backoff {} → {}",
-            backoff_name(old.backoff()),
-            backoff_name(new.backoff())
-        ));
-    }
-    if old.base() != new.base() {
-        d.push(format!("base {} → {}", ms(old.base()), ms(new.base())));
-    }
-    if old.max() != new.max() {
-        d.push(format!("max {} → {}", ms(old.max()), ms(new.max())));
-    }
-    if old.jitter() != new.jitter() {
-        d.push(format!(
-            "jitter {} → {}",
-            jitter_name(old.jitter()),
-            jitter_name(new.jitter())
-        ));
-    }
-    if old.timeout() != new.timeout() {
-        d.push(format!(
-            "timeout {} → {}",
-            old.timeout().map_or("none".into(), ms),
-            new.timeout().map_or("none".into(), ms)
-        ));
-    }
-    if old.deadline() != new.deadline() {
-        d.push(format!(
-            "deadline {} → {}",
-            old.deadline().map_or("none".into(), ms),
-            new.deadline().map_or("none".into(), ms)
-        ));
-    }
-    d
-}
-
-fn breaker_diff(old: &crate::BreakerConfig, new: &crate::BreakerConfig) -> Vec<String> {
-    let mut d = Vec::new();
-    let n = |o: Option<u32>| o.map_or("off".to_string(), |n| n.to_string());
-    if old.consecutive_failures() != new.consecutive_failures() {
-        d.push(format!(
-            "consecutive_failures {} → {}",
-            n(old.consecutive_failures()),
-            n(new.consecutive_failures())
-        ));
-    }
-    if old.failure_rate() != new.failure_rate() {
-        d.push(format!(
-            "failure_rate {} → {}",
-            old.failure_rate(),
-            new.failure_rate()
-        ));
-    }
-    if old.min_calls() != new.min_calls() {
-        d.push(format!(
-            "min_calls {} → {}",
-            old.min_calls(),
-            new.min_calls()
-        ));
-    }
-    if old.open_for() != new.open_for() {
-        d.push(format!(
-            "open_for {} → {}",
-            ms(old.open_for()),
-            ms(new.open_for())
-        ));
-    }
-    if old.open_max() != new.open_max() {
-        d.push(format!(
-            "open_max {} → {}",
-            ms(old.open_max()),
-            ms(new.open_max())
-        ));
-    }
-    if old.half_open_probes() != new.half_open_probes() {
-        d.push(format!(
-            "half_open_probes {} → {}",
-            old.half_open_probes(),
-            new.half_open_probes()
-        ));
-    }
-    if old.probe_timeout() != new.probe_timeout() {
-        d.push(format!(
-            "probe_timeout {} → {}",
-            ms(old.probe_timeout()),
-            ms(new.probe_timeout())
-        ));
-    }
-    d
-}
-
-fn budget_diff(old: &crate::BudgetConfig, new: &crate::BudgetConfig) -> Vec<String> {
-    let mut d = Vec::new();
-    if old.capacity() != new.capacity() {
-        d.push(format!("capacity {} → {}", old.capacity(), new.capacity()));
-    }
-    if old.ratio() != new.ratio() {
-        d.push(format!("ratio {} → {}", old.ratio(), new.ratio()));
-    }
-    if old.min_per_sec() != new.min_per_sec() {
-        d.push(format!(
-            "min_per_sec {} → {}",
-            old.min_per_sec(),
-            new.min_per_sec()
-        ));
-    }
-    if old.max_concurrent() != new.max_concurrent() {
-        let n = |o: Option<u32>| o.map_or("none".to_string(), |n| n.to_string());
-        d.push(format!(
-            "max_concurrent {} → {}",
-            n(old.max_concurrent()),
-            n(new.max_concurrent())
-        ));
-    }
-    d
-}
-
-fn backoff_name(b: Backoff) -> &'static str {
-    match b {
-        Backoff::Exponential { .. } => "exp",
-        Backoff::Fixed => "fixed",
-        Backoff::Linear => "linear",
-    }
-}
-
-fn jitter_name(j: Jitter) -> &'static str {
-    match j {
-        Jitter::None => "none",
-        Jitter::Full => "full",
-        Jitter::Equal => "equal",
-        Jitter::Decorrelated => "decorrelated",
-    }
-}
-
-fn print_current(names: &Names, file: &Layer, env: &Layer) -> String {
-    let mut out = String::from(
-        "# stormguard's effective configuration; each value's origin is in its comment.\n",
-    );
-    fn origin<T>(
-        env: Option<&layer::Set<T>>,
-        file: Option<&layer::Set<T>>,
-        compiled_differs: bool,
-        compiled: &str,
-    ) -> String {
-        match (env, file) {
-            (Some(s), _) | (None, Some(s)) => s.origin.to_string(),
-            _ if compiled_differs => compiled.to_string(),
-            _ => "default".to_string(),
-        }
-    }
-    let def = Policy::DEFAULT;
-    for (op, sites) in &names.ops {
-        let site = sites[0];
-        let p = site.policy();
-        let c = site.compiled_policy();
-        let (f, e) = (file.retry.get(*op), env.retry.get(*op));
-        let _ = writeln!(out, "\n[retry.\"{}\"]", op.escape_default());
-        macro_rules! line {
-            ($key:ident, $value:expr, $differs:expr) => {
-                let _ = writeln!(
-                    out,
-                    "{} = {}  # {}",
-                    stringify!($key),
-                    $value,
-                    origin(
-                        e.and_then(|k| k.$key.as_ref()),
-                        f.and_then(|k| k.$key.as_ref()),
-                        $differs,
-                        "attribute"
-                    )
-                );
-            };
-        }
-        let enabled = enabled_in(file, env, op);
-        let attempts = if enabled {
-            p.attempts()
-        } else {
-            // The kill switch shows as itself; the attempts it suspends stay as they were.
-            let mut keys = file.retry.get(*op).cloned().unwrap_or_default();
-            if let Some(ek) = e {
-                if ek.attempts.is_some() {
-                    keys.attempts = ek.attempts.clone();
-                }
-            }
-            keys.attempts.map_or(c.attempts(), |s| s.value)
-        };
-        line!(attempts, attempts, c.attempts() != def.attempts());
-        if let Backoff::Exponential { factor } = p.backoff() {
-            if factor != 2.0 {
-                let _ = writeln!(out, "# backoff = \"exp\" with factor {factor} (set by the attribute; not a key here)");
-            } else {
-                line!(backoff, "\"exp\"", c.backoff() != def.backoff());
-            }
-        } else {
-            line!(
-                backoff,
-                format!("\"{}\"", backoff_name(p.backoff())),
-                c.backoff() != def.backoff()
-            );
-        }
-        line!(
-            base,
-            format!("\"{}\"", ms(p.base())),
-            c.base() != def.base()
-        );
-        line!(max, format!("\"{}\"", ms(p.max())), c.max() != def.max());
-        line!(
-            jitter,
-            format!("\"{}\"", jitter_name(p.jitter())),
-            c.jitter() != def.jitter()
-        );
-        if let Some(t) = p.timeout() {
-            line!(timeout, format!("\"{}\"", ms(t)), true);
-        }
-        if let Some(t) = p.deadline() {
-            line!(deadline, format!("\"{}\"", ms(t)), true);
-        }
-        line!(enabled, enabled, false);
-    }
-    let bdef = crate::BreakerConfig::DEFAULT;
-    for (name, breaker) in &names.breakers {
-        let (f, e) = (file.breaker.get(*name), env.breaker.get(*name));
-        let c = breaker.config();
-        let k = breaker.compiled_config();
-        let _ = writeln!(out, "\n[breaker.\"{}\"]", name.escape_default());
-        macro_rules! line {
-            ($key:ident, $value:expr, $differs:expr) => {
-                let _ = writeln!(
-                    out,
-                    "{} = {}  # {}",
-                    stringify!($key),
-                    $value,
-                    origin(
-                        e.and_then(|k| k.$key.as_ref()),
-                        f.and_then(|k| k.$key.as_ref()),
-                        $differs,
-                        "block"
-                    )
-                );
-            };
-        }
-        line!(
-            consecutive_failures,
-            c.consecutive_failures().unwrap_or(0),
-            k.consecutive_failures() != bdef.consecutive_failures()
-        );
-        line!(
-            failure_rate,
-            format_float(c.failure_rate()),
-            k.failure_rate() != bdef.failure_rate()
-        );
-        line!(
-            min_calls,
-            c.min_calls().max(1),
-            k.min_calls() != bdef.min_calls()
-        );
-        line!(
-            open_for,
-            format!("\"{}\"", ms(c.open_for())),
-            k.open_for() != bdef.open_for()
-        );
-        line!(
-            open_max,
-            format!("\"{}\"", ms(c.open_max().max(c.open_for()))),
-            k.open_max() != bdef.open_max()
-        );
-        line!(
-            half_open_probes,
-            c.half_open_probes().clamp(1, 32767),
-            k.half_open_probes() != bdef.half_open_probes()
-        );
-        line!(
-            probe_timeout,
-            format!("\"{}\"", ms(c.probe_timeout())),
-            k.probe_timeout() != bdef.probe_timeout()
-        );
-        let force = match breaker.forced() {
-            Force::Auto => "auto",
-            Force::Open => "open",
-            Force::Closed => "closed",
-        };
-        let configured = e
-            .and_then(|k| k.force.as_ref())
-            .or(f.and_then(|k| k.force.as_ref()));
-        if configured.is_some() {
-            line!(force, format!("\"{force}\""), false);
-        } else {
-            let by = if breaker.forced() == Force::Auto {
-                "default"
-            } else {
-                "code, through the breaker's handle"
-            };
-            let _ = writeln!(
-                out,
-                "# force = \"{force}\"  (not from the configuration: {by})"
-            );
-        }
-    }
-    let udef = crate::BudgetConfig::DEFAULT;
-    for (name, budget) in &names.budgets {
-        let (f, e) = (file.budget.get(*name), env.budget.get(*name));
-        let c = budget.config();
-        let k = budget.compiled_config();
-        let _ = writeln!(out, "\n[budget.\"{}\"]", name.escape_default());
-        macro_rules! line {
-            ($key:ident, $value:expr, $differs:expr) => {
-                let _ = writeln!(
-                    out,
-                    "{} = {}  # {}",
-                    stringify!($key),
-                    $value,
-                    origin(
-                        e.and_then(|k| k.$key.as_ref()),
-                        f.and_then(|k| k.$key.as_ref()),
-                        $differs,
-                        "block"
-                    )
-                );
-            };
-        }
-        line!(capacity, c.capacity(), k.capacity() != udef.capacity());
-        line!(ratio, format_float(c.ratio()), k.ratio() != udef.ratio());
-        line!(
-            min_per_sec,
-            c.min_per_sec(),
-            k.min_per_sec() != udef.min_per_sec()
-        );
-        if let Some(m) = c.max_concurrent() {
-            line!(max_concurrent, m.max(1), true);
-        }
-    }
-    out
-}
-
-fn format_float(x: f64) -> String {
-    let s = format!("{x}");
-    if s.contains('.') || s.contains('e') || s.contains("inf") || s.contains("NaN") {
-        s
-    } else {
-        format!("{s}.0")
-    }
 }
 
 /// `STORMGUARD_CONFIG` (and the environment layer), applied at the first call.

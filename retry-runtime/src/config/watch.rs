@@ -98,6 +98,13 @@ fn reload(path: &Path, last_text: &mut Option<String>) {
             if last_text.as_deref() == Some(text.as_str()) {
                 return;
             }
+            // Only a version that stays put: a writer that truncates and then writes may be
+            // caught in between (an empty file is a valid one, with no overrides). A file
+            // still changing sends another event, and is read again then.
+            std::thread::sleep(QUIET);
+            if std::fs::read_to_string(path).ok().as_deref() != Some(text.as_str()) {
+                return;
+            }
             *last_text = Some(text.clone());
             let result = layer::parse(&source, &text, None).and_then(install);
             if let Err(e) = result {
