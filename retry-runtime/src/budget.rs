@@ -254,6 +254,7 @@ impl Budget {
     /// Counts from now on by `config` (`None`: the compiled one); tokens, grants and the
     /// ledger carry over. Its `window` must be the compiled one (the live configuration
     /// checks it).
+    #[cfg_attr(not(feature = "config"), allow(dead_code))]
     pub(crate) fn retune(&self, config: Option<BudgetConfig>) {
         let next = match config {
             Some(c) if c == self.config => std::ptr::null_mut(),

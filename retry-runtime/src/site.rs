@@ -175,6 +175,7 @@ impl Site {
 
     /// Makes calls that start from now on run with `policy` (`None`: the compiled one).
     /// Calls in flight keep the policy they started with.
+    #[cfg_attr(not(feature = "config"), allow(dead_code))]
     pub(crate) fn set_live(&'static self, policy: Option<Policy>) {
         let current = self.live.load(Ordering::Acquire);
         let next = match policy {

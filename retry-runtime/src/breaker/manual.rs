@@ -62,6 +62,7 @@ impl Breaker {
     /// Judges from now on by `config` (`None`: the compiled one); counts, state and the
     /// window carry over. `config`'s window must be the compiled one (the live configuration
     /// checks it): the window's buckets are laid out for it.
+    #[cfg_attr(not(feature = "config"), allow(dead_code))]
     pub(crate) fn retune(&self, config: Option<BreakerConfig>) {
         let next = match config {
             Some(c) if c == self.config => std::ptr::null_mut(),
