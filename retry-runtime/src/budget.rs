@@ -276,8 +276,9 @@ impl Budget {
             UNTOUCHED => 0,
             n => n,
         };
-        let held = self.ledger().tokens() + fresh as f64 * self.shape().ratio;
-        held.min(self.shape().capacity)
+        let shape = self.shape();
+        let held = self.ledger().tokens() + fresh as f64 * shape.ratio;
+        held.min(shape.capacity)
     }
 
     /// Retries in flight now.
@@ -318,7 +319,8 @@ impl Budget {
             n => n,
         };
         let booked = f64::from_bits(self.booked.load(Relaxed));
-        let tokens = (booked + fresh as f64 * self.shape().ratio).min(self.shape().capacity);
+        let shape = self.shape();
+        let tokens = (booked + fresh as f64 * shape.ratio).min(shape.capacity);
         self.gauge().set(tokens);
     }
 
@@ -371,6 +373,8 @@ impl Budget {
         };
         let now_ms = clock::now_nanos() / 1_000_000;
         let grant = {
+            // One shape for the whole decision, even if a reload retunes the budget meanwhile.
+            let shape = self.shape();
             let mut ledger = self.ledger();
             let successes = match self.fresh.load(Acquire) {
                 UNTOUCHED => 0,
@@ -381,10 +385,10 @@ impl Budget {
                 // The count saturated: it tells only that at least this many came, so they
                 // are dated within the last window (spread over a long healthy stretch, they
                 // would have earned almost nothing when an outage begins).
-                since = since.max(now_ms.saturating_sub(self.shape().window_ms));
+                since = since.max(now_ms.saturating_sub(shape.window_ms));
             }
-            ledger.collect(self.shape(), now_ms, since, successes);
-            let grant = ledger.take(self.shape(), now_ms, f64::from(cost));
+            ledger.collect(shape, now_ms, since, successes);
+            let grant = ledger.take(shape, now_ms, f64::from(cost));
             self.booked.store(ledger.tokens().to_bits(), Relaxed);
             grant
         };
