@@ -6,8 +6,7 @@ use super::layer::{self, Layer};
 use super::resolve::Names;
 
 /// Parses and checks the environment layer.
-pub(super) fn env_layer() -> Result<Layer, ConfigError> {
-    let names = Names::of_program();
+pub(super) fn env_layer(names: &Names) -> Result<Layer, ConfigError> {
     let mut layer = Layer::default();
     let mut problems = Vec::new();
     let mut vars: Vec<(String, String)> = std::env::vars_os()

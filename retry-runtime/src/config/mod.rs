@@ -133,7 +133,7 @@ pub(super) fn enabled_in(file: &Layer, env: &Layer, op: &str) -> bool {
 fn install(file: Layer) -> Result<(), ConfigError> {
     let names = Names::of_program();
     let mut guard = APPLIED.lock().unwrap_or_else(|p| p.into_inner());
-    let env = env::env_layer()?;
+    let env = env::env_layer(&names)?;
     let plan = resolve::plan(&names, &file, &env)?;
     let previous = guard.take().unwrap_or(Applied {
         file: Layer::default(),
@@ -201,7 +201,7 @@ fn commit(
         }
     }
     for (budget, config) in &plan.budgets {
-        let (old, _) = (*budget.config(), ());
+        let old = *budget.config();
         budget.retune(*config);
         let new = *budget.config();
         let diff = show::budget_diff(&old, &new);

@@ -69,13 +69,11 @@ fn at<T>(set: &Set<T>, key: &str, message: String) -> Problem {
 
 fn unknown_name<V>(
     problems: &mut Vec<Problem>,
-    layer: &Layer,
     section: &str,
     given: &BTreeMap<String, V>,
     known: &[&str],
     first_key: impl Fn(&V) -> Option<(Origin, (usize, usize))>,
 ) {
-    let _ = layer;
     for (name, keys) in given {
         if known.contains(&name.as_str()) {
             continue;
@@ -129,7 +127,7 @@ macro_rules! merge {
     }};
 }
 
-fn merged_retry(file: &Layer, env: &Layer, op: &str) -> RetryKeys {
+pub(super) fn merged_retry(file: &Layer, env: &Layer, op: &str) -> RetryKeys {
     let under = file.retry.get(op).cloned().unwrap_or_default();
     match env.retry.get(op) {
         Some(over) => {
@@ -139,7 +137,7 @@ fn merged_retry(file: &Layer, env: &Layer, op: &str) -> RetryKeys {
     }
 }
 
-fn merged_breaker(file: &Layer, env: &Layer, name: &str) -> BreakerKeys {
+pub(super) fn merged_breaker(file: &Layer, env: &Layer, name: &str) -> BreakerKeys {
     let under = file.breaker.get(name).cloned().unwrap_or_default();
     match env.breaker.get(name) {
         Some(over) => merge!(
@@ -158,7 +156,7 @@ fn merged_breaker(file: &Layer, env: &Layer, name: &str) -> BreakerKeys {
     }
 }
 
-fn merged_budget(file: &Layer, env: &Layer, name: &str) -> BudgetKeys {
+pub(super) fn merged_budget(file: &Layer, env: &Layer, name: &str) -> BudgetKeys {
     let under = file.budget.get(name).cloned().unwrap_or_default();
     match env.budget.get(name) {
         Some(over) => merge!(under, over, capacity, ratio, min_per_sec, max_concurrent),
@@ -173,37 +171,25 @@ pub(crate) fn plan(names: &Names, file: &Layer, env: &Layer) -> Result<Plan, Con
     let breakers: Vec<&str> = names.breakers.keys().copied().collect();
     let budgets: Vec<&str> = names.budgets.keys().copied().collect();
     for layer in [file, env] {
-        unknown_name(&mut problems, layer, "retry", &layer.retry, &ops, |k| {
+        unknown_name(&mut problems, "retry", &layer.retry, &ops, |k| {
             first_origin!(k, attempts, backoff, base, max, jitter, timeout, deadline, enabled)
         });
-        unknown_name(
-            &mut problems,
-            layer,
-            "breaker",
-            &layer.breaker,
-            &breakers,
-            |k| {
-                first_origin!(
-                    k,
-                    consecutive_failures,
-                    failure_rate,
-                    min_calls,
-                    open_for,
-                    open_max,
-                    half_open_probes,
-                    probe_timeout,
-                    force
-                )
-            },
-        );
-        unknown_name(
-            &mut problems,
-            layer,
-            "budget",
-            &layer.budget,
-            &budgets,
-            |k| first_origin!(k, capacity, ratio, min_per_sec, max_concurrent),
-        );
+        unknown_name(&mut problems, "breaker", &layer.breaker, &breakers, |k| {
+            first_origin!(
+                k,
+                consecutive_failures,
+                failure_rate,
+                min_calls,
+                open_for,
+                open_max,
+                half_open_probes,
+                probe_timeout,
+                force
+            )
+        });
+        unknown_name(&mut problems, "budget", &layer.budget, &budgets, |k| {
+            first_origin!(k, capacity, ratio, min_per_sec, max_concurrent)
+        });
     }
 
     let mut plan = Plan {

@@ -2,137 +2,78 @@
 //! and the `old → new` list an applied change logs.
 
 use super::duration;
-use super::enabled_in;
-use super::layer::{self, Layer};
-use super::resolve::Names;
+use super::layer::{Layer, Set};
+use super::resolve::{merged_breaker, merged_budget, merged_retry, Names};
 use crate::breaker::Force;
 use crate::policy::{Backoff, Jitter, Policy};
+use std::fmt::Display;
 use std::fmt::Write as _;
+use std::time::Duration;
 
-pub(super) fn ms(d: std::time::Duration) -> String {
+pub(super) fn ms(d: Duration) -> String {
     duration::show(d.as_nanos().min(u64::MAX as u128) as u64)
+}
+
+/// Pushes `key old → new` onto `$changes` when the getter `key` differs, each side shown by
+/// `$show` (which takes a reference).
+macro_rules! diff {
+    ($changes:ident, $old:ident, $new:ident, $key:ident, $show:expr) => {
+        if $old.$key() != $new.$key() {
+            $changes.push(format!(
+                concat!(stringify!($key), " {} → {}"),
+                $show(&$old.$key()),
+                $show(&$new.$key())
+            ));
+        }
+    };
+}
+
+fn plain<T: Display>(v: &T) -> String {
+    v.to_string()
+}
+
+fn dur(d: &Duration) -> String {
+    ms(*d)
+}
+
+fn dur_or_none(d: &Option<Duration>) -> String {
+    d.map_or("none".into(), ms)
+}
+
+fn count_or(none: &'static str) -> impl Fn(&Option<u32>) -> String {
+    move |n| n.map_or(none.to_string(), |n| n.to_string())
 }
 
 pub(super) fn policy_diff(old: &Policy, new: &Policy) -> Vec<String> {
     let mut d = Vec::new();
-    if old.attempts() != new.attempts() {
-        d.push(format!("attempts {} → {}", old.attempts(), new.attempts()));
-    }
-    if old.backoff() != new.backoff() {
-        d.push(format!(
-            "backoff {} → {}",
-            backoff_name(old.backoff()),
-            backoff_name(new.backoff())
-        ));
-    }
-    if old.base() != new.base() {
-        d.push(format!("base {} → {}", ms(old.base()), ms(new.base())));
-    }
-    if old.max() != new.max() {
-        d.push(format!("max {} → {}", ms(old.max()), ms(new.max())));
-    }
-    if old.jitter() != new.jitter() {
-        d.push(format!(
-            "jitter {} → {}",
-            jitter_name(old.jitter()),
-            jitter_name(new.jitter())
-        ));
-    }
-    if old.timeout() != new.timeout() {
-        d.push(format!(
-            "timeout {} → {}",
-            old.timeout().map_or("none".into(), ms),
-            new.timeout().map_or("none".into(), ms)
-        ));
-    }
-    if old.deadline() != new.deadline() {
-        d.push(format!(
-            "deadline {} → {}",
-            old.deadline().map_or("none".into(), ms),
-            new.deadline().map_or("none".into(), ms)
-        ));
-    }
+    diff!(d, old, new, attempts, plain);
+    diff!(d, old, new, backoff, |b: &Backoff| backoff_name(*b));
+    diff!(d, old, new, base, dur);
+    diff!(d, old, new, max, dur);
+    diff!(d, old, new, jitter, |j: &Jitter| jitter_name(*j));
+    diff!(d, old, new, timeout, dur_or_none);
+    diff!(d, old, new, deadline, dur_or_none);
     d
 }
 
 pub(super) fn breaker_diff(old: &crate::BreakerConfig, new: &crate::BreakerConfig) -> Vec<String> {
     let mut d = Vec::new();
-    let n = |o: Option<u32>| o.map_or("off".to_string(), |n| n.to_string());
-    if old.consecutive_failures() != new.consecutive_failures() {
-        d.push(format!(
-            "consecutive_failures {} → {}",
-            n(old.consecutive_failures()),
-            n(new.consecutive_failures())
-        ));
-    }
-    if old.failure_rate() != new.failure_rate() {
-        d.push(format!(
-            "failure_rate {} → {}",
-            old.failure_rate(),
-            new.failure_rate()
-        ));
-    }
-    if old.min_calls() != new.min_calls() {
-        d.push(format!(
-            "min_calls {} → {}",
-            old.min_calls(),
-            new.min_calls()
-        ));
-    }
-    if old.open_for() != new.open_for() {
-        d.push(format!(
-            "open_for {} → {}",
-            ms(old.open_for()),
-            ms(new.open_for())
-        ));
-    }
-    if old.open_max() != new.open_max() {
-        d.push(format!(
-            "open_max {} → {}",
-            ms(old.open_max()),
-            ms(new.open_max())
-        ));
-    }
-    if old.half_open_probes() != new.half_open_probes() {
-        d.push(format!(
-            "half_open_probes {} → {}",
-            old.half_open_probes(),
-            new.half_open_probes()
-        ));
-    }
-    if old.probe_timeout() != new.probe_timeout() {
-        d.push(format!(
-            "probe_timeout {} → {}",
-            ms(old.probe_timeout()),
-            ms(new.probe_timeout())
-        ));
-    }
+    diff!(d, old, new, consecutive_failures, count_or("off"));
+    diff!(d, old, new, failure_rate, plain);
+    diff!(d, old, new, min_calls, plain);
+    diff!(d, old, new, open_for, dur);
+    diff!(d, old, new, open_max, dur);
+    diff!(d, old, new, half_open_probes, plain);
+    diff!(d, old, new, probe_timeout, dur);
     d
 }
 
 pub(super) fn budget_diff(old: &crate::BudgetConfig, new: &crate::BudgetConfig) -> Vec<String> {
     let mut d = Vec::new();
-    if old.capacity() != new.capacity() {
-        d.push(format!("capacity {} → {}", old.capacity(), new.capacity()));
-    }
-    if old.ratio() != new.ratio() {
-        d.push(format!("ratio {} → {}", old.ratio(), new.ratio()));
-    }
-    if old.min_per_sec() != new.min_per_sec() {
-        d.push(format!(
-            "min_per_sec {} → {}",
-            old.min_per_sec(),
-            new.min_per_sec()
-        ));
-    }
-    if old.max_concurrent() != new.max_concurrent() {
-        let n = |o: Option<u32>| o.map_or("none".to_string(), |n| n.to_string());
-        d.push(format!(
-            "max_concurrent {} → {}",
-            n(old.max_concurrent()),
-            n(new.max_concurrent())
-        ));
-    }
+    diff!(d, old, new, capacity, plain);
+    diff!(d, old, new, ratio, plain);
+    diff!(d, old, new, min_per_sec, plain);
+    diff!(d, old, new, max_concurrent, count_or("none"));
     d
 }
 
@@ -153,144 +94,172 @@ pub(super) fn jitter_name(j: Jitter) -> &'static str {
     }
 }
 
+/// Where a value came from: the layer that set it, else `compiled` (`attribute` or `block`)
+/// where the compiled value is not the default, else `default`.
+fn origin<T>(set: Option<&Set<T>>, compiled_differs: bool, compiled: &str) -> String {
+    match set {
+        Some(s) => s.origin.to_string(),
+        None if compiled_differs => compiled.to_string(),
+        None => "default".to_string(),
+    }
+}
+
+/// Writes `key = value  # origin` for the key of the merged `$keys`.
+macro_rules! line {
+    ($out:ident, $keys:ident, $compiled:literal, $key:ident, $value:expr, $differs:expr) => {
+        let _ = writeln!(
+            $out,
+            "{} = {}  # {}",
+            stringify!($key),
+            $value,
+            origin($keys.$key.as_ref(), $differs, $compiled)
+        );
+    };
+}
+
 pub(super) fn print_current(names: &Names, file: &Layer, env: &Layer) -> String {
     let mut out = String::from(
         "# stormguard's effective configuration; each value's origin is in its comment.\n",
     );
-    fn origin<T>(
-        env: Option<&layer::Set<T>>,
-        file: Option<&layer::Set<T>>,
-        compiled_differs: bool,
-        compiled: &str,
-    ) -> String {
-        match (env, file) {
-            (Some(s), _) | (None, Some(s)) => s.origin.to_string(),
-            _ if compiled_differs => compiled.to_string(),
-            _ => "default".to_string(),
-        }
-    }
     let def = Policy::DEFAULT;
     for (op, sites) in &names.ops {
-        let site = sites[0];
-        let p = site.policy();
-        let c = site.compiled_policy();
-        let (f, e) = (file.retry.get(*op), env.retry.get(*op));
+        let p = sites[0].policy();
+        let c = sites[0].compiled_policy();
+        let keys = merged_retry(file, env, op);
         let _ = writeln!(out, "\n[retry.\"{}\"]", op.escape_default());
-        macro_rules! line {
-            ($key:ident, $value:expr, $differs:expr) => {
-                let _ = writeln!(
-                    out,
-                    "{} = {}  # {}",
-                    stringify!($key),
-                    $value,
-                    origin(
-                        e.and_then(|k| k.$key.as_ref()),
-                        f.and_then(|k| k.$key.as_ref()),
-                        $differs,
-                        "attribute"
-                    )
-                );
-            };
-        }
-        let enabled = enabled_in(file, env, op);
-        let attempts = if enabled {
-            p.attempts()
-        } else {
-            // The kill switch shows as itself; the attempts it suspends stay as they were.
-            let mut keys = file.retry.get(*op).cloned().unwrap_or_default();
-            if let Some(ek) = e {
-                if ek.attempts.is_some() {
-                    keys.attempts = ek.attempts.clone();
-                }
-            }
-            keys.attempts.map_or(c.attempts(), |s| s.value)
+        let enabled = keys.enabled.as_ref().is_none_or(|s| s.value);
+        // The kill switch shows as itself; the attempts it suspends stay as they were.
+        let attempts = match &keys.attempts {
+            _ if enabled => p.attempts(),
+            Some(s) => s.value,
+            None => c.attempts(),
         };
-        line!(attempts, attempts, c.attempts() != def.attempts());
-        if let Backoff::Exponential { factor } = p.backoff() {
-            if factor != 2.0 {
+        line!(
+            out,
+            keys,
+            "attribute",
+            attempts,
+            attempts,
+            c.attempts() != def.attempts()
+        );
+        match p.backoff() {
+            Backoff::Exponential { factor } if factor != 2.0 => {
                 let _ = writeln!(out, "# backoff = \"exp\" with factor {factor} (set by the attribute; not a key here)");
-            } else {
-                line!(backoff, "\"exp\"", c.backoff() != def.backoff());
             }
-        } else {
-            line!(
-                backoff,
-                format!("\"{}\"", backoff_name(p.backoff())),
-                c.backoff() != def.backoff()
-            );
+            b => {
+                line!(
+                    out,
+                    keys,
+                    "attribute",
+                    backoff,
+                    format!("\"{}\"", backoff_name(b)),
+                    c.backoff() != def.backoff()
+                );
+            }
         }
         line!(
+            out,
+            keys,
+            "attribute",
             base,
             format!("\"{}\"", ms(p.base())),
             c.base() != def.base()
         );
-        line!(max, format!("\"{}\"", ms(p.max())), c.max() != def.max());
         line!(
+            out,
+            keys,
+            "attribute",
+            max,
+            format!("\"{}\"", ms(p.max())),
+            c.max() != def.max()
+        );
+        line!(
+            out,
+            keys,
+            "attribute",
             jitter,
             format!("\"{}\"", jitter_name(p.jitter())),
             c.jitter() != def.jitter()
         );
         if let Some(t) = p.timeout() {
-            line!(timeout, format!("\"{}\"", ms(t)), true);
+            line!(
+                out,
+                keys,
+                "attribute",
+                timeout,
+                format!("\"{}\"", ms(t)),
+                true
+            );
         }
         if let Some(t) = p.deadline() {
-            line!(deadline, format!("\"{}\"", ms(t)), true);
+            line!(
+                out,
+                keys,
+                "attribute",
+                deadline,
+                format!("\"{}\"", ms(t)),
+                true
+            );
         }
-        line!(enabled, enabled, false);
+        line!(out, keys, "attribute", enabled, enabled, false);
     }
     let bdef = crate::BreakerConfig::DEFAULT;
     for (name, breaker) in &names.breakers {
-        let (f, e) = (file.breaker.get(*name), env.breaker.get(*name));
-        let c = breaker.config();
-        let k = breaker.compiled_config();
+        let keys = merged_breaker(file, env, name);
+        let (c, k) = (breaker.config(), breaker.compiled_config());
         let _ = writeln!(out, "\n[breaker.\"{}\"]", name.escape_default());
-        macro_rules! line {
-            ($key:ident, $value:expr, $differs:expr) => {
-                let _ = writeln!(
-                    out,
-                    "{} = {}  # {}",
-                    stringify!($key),
-                    $value,
-                    origin(
-                        e.and_then(|k| k.$key.as_ref()),
-                        f.and_then(|k| k.$key.as_ref()),
-                        $differs,
-                        "block"
-                    )
-                );
-            };
-        }
         line!(
+            out,
+            keys,
+            "block",
             consecutive_failures,
             c.consecutive_failures().unwrap_or(0),
             k.consecutive_failures() != bdef.consecutive_failures()
         );
         line!(
+            out,
+            keys,
+            "block",
             failure_rate,
             format_float(c.failure_rate()),
             k.failure_rate() != bdef.failure_rate()
         );
         line!(
+            out,
+            keys,
+            "block",
             min_calls,
             c.min_calls().max(1),
             k.min_calls() != bdef.min_calls()
         );
         line!(
+            out,
+            keys,
+            "block",
             open_for,
             format!("\"{}\"", ms(c.open_for())),
             k.open_for() != bdef.open_for()
         );
         line!(
+            out,
+            keys,
+            "block",
             open_max,
             format!("\"{}\"", ms(c.open_max().max(c.open_for()))),
             k.open_max() != bdef.open_max()
         );
         line!(
+            out,
+            keys,
+            "block",
             half_open_probes,
             c.half_open_probes().clamp(1, 32767),
             k.half_open_probes() != bdef.half_open_probes()
         );
         line!(
+            out,
+            keys,
+            "block",
             probe_timeout,
             format!("\"{}\"", ms(c.probe_timeout())),
             k.probe_timeout() != bdef.probe_timeout()
@@ -300,11 +269,8 @@ pub(super) fn print_current(names: &Names, file: &Layer, env: &Layer) -> String 
             Force::Open => "open",
             Force::Closed => "closed",
         };
-        let configured = e
-            .and_then(|k| k.force.as_ref())
-            .or(f.and_then(|k| k.force.as_ref()));
-        if configured.is_some() {
-            line!(force, format!("\"{force}\""), false);
+        if keys.force.is_some() {
+            line!(out, keys, "block", force, format!("\"{force}\""), false);
         } else {
             let by = if breaker.forced() == Force::Auto {
                 "default"
@@ -319,35 +285,35 @@ pub(super) fn print_current(names: &Names, file: &Layer, env: &Layer) -> String 
     }
     let udef = crate::BudgetConfig::DEFAULT;
     for (name, budget) in &names.budgets {
-        let (f, e) = (file.budget.get(*name), env.budget.get(*name));
-        let c = budget.config();
-        let k = budget.compiled_config();
+        let keys = merged_budget(file, env, name);
+        let (c, k) = (budget.config(), budget.compiled_config());
         let _ = writeln!(out, "\n[budget.\"{}\"]", name.escape_default());
-        macro_rules! line {
-            ($key:ident, $value:expr, $differs:expr) => {
-                let _ = writeln!(
-                    out,
-                    "{} = {}  # {}",
-                    stringify!($key),
-                    $value,
-                    origin(
-                        e.and_then(|k| k.$key.as_ref()),
-                        f.and_then(|k| k.$key.as_ref()),
-                        $differs,
-                        "block"
-                    )
-                );
-            };
-        }
-        line!(capacity, c.capacity(), k.capacity() != udef.capacity());
-        line!(ratio, format_float(c.ratio()), k.ratio() != udef.ratio());
         line!(
+            out,
+            keys,
+            "block",
+            capacity,
+            c.capacity(),
+            k.capacity() != udef.capacity()
+        );
+        line!(
+            out,
+            keys,
+            "block",
+            ratio,
+            format_float(c.ratio()),
+            k.ratio() != udef.ratio()
+        );
+        line!(
+            out,
+            keys,
+            "block",
             min_per_sec,
             c.min_per_sec(),
             k.min_per_sec() != udef.min_per_sec()
         );
         if let Some(m) = c.max_concurrent() {
-            line!(max_concurrent, m.max(1), true);
+            line!(out, keys, "block", max_concurrent, m.max(1), true);
         }
     }
     out
