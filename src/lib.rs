@@ -235,8 +235,8 @@ pub use retry_runtime::Classify;
 pub use retry_runtime::{
     attempt, set_retry_success_alert, stats, undeclared_breakers, undeclared_budgets, Backoff,
     Breaker, BreakerConfig, BreakerCounts, BreakerState, BreakerStats, Budget, BudgetConfig,
-    BudgetStats, Force, GiveUpReason, GiveUps, GuardError, Jitter, OpStats, Permit, Policy, Stats,
-    Window,
+    BudgetStats, Force, GiveUpReason, GiveUps, GuardError, Hedge, Jitter, OpStats, Permit, Policy,
+    Stats, Window,
 };
 
 /// The circuit breaker called `name`: the one declared in a [`breakers!`] block, else the one
@@ -394,11 +394,12 @@ pub mod __private {
         };
     }
     pub use retry_runtime::__private::{
-        linkme, BreakerSlot, Call, ErrorKept, KeepError, ReturnsResult, Site, Started,
-        StartedBlocking, Verdict, CALL_SITES, DECLARED_BREAKERS, DECLARED_BUDGETS,
+        linkme, BreakerSlot, Call, ErrorKept, HedgeStep, Hedging, KeepError, NoGuard,
+        ReturnsResult, Site, Started, StartedBlocking, Verdict, WithGuard, CALL_SITES,
+        DECLARED_BREAKERS, DECLARED_BUDGETS,
     };
     pub use retry_runtime::{
-        Backoff, Breaker, BreakerConfig, Budget, BudgetConfig, Jitter, Policy, Window,
+        Backoff, Breaker, BreakerConfig, Budget, BudgetConfig, Hedge, Jitter, Policy, Window,
     };
 
     /// Only names the type `R`, so that the attempt's body is checked against it; never called.

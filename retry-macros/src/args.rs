@@ -19,6 +19,7 @@ pub const KEYS: &[&str] = &[
     "jitter",
     "timeout",
     "deadline",
+    "hedge",
     "when",
     "retry_after",
     "breaker",
@@ -51,6 +52,15 @@ pub enum JitterKind {
     Decorrelated,
 }
 
+/// When a hedged attempt starts (`hedge = "50ms"` or `hedge = "p95"`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum HedgeKind {
+    /// After this many nanoseconds.
+    After(u64),
+    /// After the site's recent latency at this percentile, in tenths of a percent.
+    Percentile(u16),
+}
+
 /// A value and the span of the tokens it came from.
 #[derive(Clone, Debug)]
 pub struct Spanned<T> {
@@ -69,6 +79,7 @@ pub struct Args {
     pub jitter: Option<Spanned<JitterKind>>,
     pub timeout: Option<Spanned<u64>>,
     pub deadline: Option<Spanned<u64>>,
+    pub hedge: Option<Spanned<HedgeKind>>,
     pub when: Option<Expr>,
     pub retry_after: Option<Expr>,
     pub breaker: Option<LitStr>,
@@ -231,6 +242,34 @@ fn set(args: &mut Args, key: &Ident, value: Option<Expr>) -> syn::Result<()> {
                 _ => args.deadline = slot,
             }
         }
+        "hedge" => {
+            let s = string(&name, &value)?;
+            let text = s.value();
+            let kind = match text.trim().strip_prefix('p') {
+                Some(p) => HedgeKind::Percentile(percentile(p).map_err(|msg| {
+                    syn::Error::new(s.span(), format!("`hedge = {text:?}`: {msg}"))
+                })?),
+                None => {
+                    let nanos = duration::parse(&text).map_err(|msg| {
+                        syn::Error::new(
+                            s.span(),
+                            format!("`hedge`: {msg}; or a percentile of the site's latency, like `hedge = \"p95\"`"),
+                        )
+                    })?;
+                    if nanos == 0 {
+                        return Err(syn::Error::new(
+                            s.span(),
+                            "`hedge = \"0ms\"` would start every attempt at once (each call multiplied by `attempts`); write the delay after which a slow attempt gets a companion, like `hedge = \"50ms\"`, or `hedge = \"p95\"`",
+                        ));
+                    }
+                    HedgeKind::After(nanos)
+                }
+            };
+            args.hedge = Some(Spanned {
+                value: kind,
+                span: s.span(),
+            });
+        }
         "factor" => {
             let f = match &value {
                 Expr::Lit(l) => match &l.lit {
@@ -351,6 +390,7 @@ pub fn example(key: &str) -> &'static str {
         "jitter" => "`jitter = \"full\"`",
         "timeout" => "`timeout = \"500ms\"`",
         "deadline" => "`deadline = \"5s\"`",
+        "hedge" => "`hedge = \"p95\"` or `hedge = \"50ms\"`",
         "when" => "`when = is_transient`",
         "retry_after" => "`retry_after = server_hint`",
         "breaker" => "`breaker = \"payments\"`",
@@ -395,6 +435,32 @@ fn int(key: &str, value: &Expr) -> syn::Result<u32> {
     }
 }
 
+/// `"95"`, `"99.9"` (after the `p`): tenths of a percent, from p50 to p99.9.
+fn percentile(text: &str) -> Result<u16, String> {
+    let hint = "write a percentile from p50 to p99.9, like \"p95\", \"p99\" or \"p99.9\"";
+    let (whole, tenth) = match text.split_once('.') {
+        Some((w, t)) if t.len() == 1 => (w, t),
+        Some(_) => return Err(format!("percentiles take at most one decimal; {hint}")),
+        None => (text, "0"),
+    };
+    let parsed = whole
+        .parse::<u16>()
+        .ok()
+        .zip(tenth.parse::<u16>().ok())
+        .filter(|_| !whole.is_empty() && whole.bytes().all(|b| b.is_ascii_digit()));
+    let Some((whole, tenth)) = parsed else {
+        return Err(format!("not a percentile; {hint}"));
+    };
+    let permille = whole.saturating_mul(10).saturating_add(tenth);
+    if !(500..=999).contains(&permille) {
+        return Err(format!(
+            "p{} is outside p50–p99.9 (below the median a hedge would double most calls; p100 is the slowest call, never reached); {hint}",
+            text
+        ));
+    }
+    Ok(permille)
+}
+
 fn is_number(expr: &Expr) -> bool {
     matches!(expr, Expr::Lit(l) if matches!(l.lit, Lit::Int(_) | Lit::Float(_)))
 }
@@ -424,7 +490,7 @@ fn expected_number(key: &str, value: &Expr) -> syn::Error {
 }
 
 fn expected_string(key: &str, value: &Expr) -> syn::Error {
-    let is_duration = matches!(key, "base" | "max" | "timeout" | "deadline");
+    let is_duration = matches!(key, "base" | "max" | "timeout" | "deadline" | "hedge");
     if key == "jitter" && (is_number(value) || matches!(value, Expr::Unary(_))) {
         return syn::Error::new(
             value.span(),

@@ -1,7 +1,7 @@
 //! Prints a `Plan`: the user's signature unchanged, a `static` call site whose policy names
 //! only the keys written, and a loop that runs the body once per attempt and asks what next.
 
-use crate::args::{BackoffKind, JitterKind};
+use crate::args::{BackoffKind, HedgeKind, JitterKind};
 use crate::item::RetryFn;
 use crate::plan::{Mode, Plan};
 use proc_macro2::{Literal, Span, TokenStream};
@@ -17,6 +17,7 @@ pub fn expand(plan: &Plan, item: &RetryFn) -> TokenStream {
     // Everything generated names goes through one short local alias of the hidden path.
     let private = quote!(__stormguard);
     let ident = |name: &str| Ident::new(name, Span::mixed_site());
+    let hedging = ident("__stormguard_hedging");
     let (call, result, delay, returned) = (
         ident("__stormguard_call"),
         ident("__stormguard_result"),
@@ -70,6 +71,27 @@ pub fn expand(plan: &Plan, item: &RetryFn) -> TokenStream {
             }
         },
         Mode::Guarded => quote_spanned!(at=> #call_at.guarded_attempt(#body).await),
+        // The attempts run side by side in `hedging`; each `Start` adds one (the same async
+        // block, so every attempt borrows the arguments anew), each `Done` is judged below.
+        Mode::Hedged => {
+            let guard =
+                if plan.timeout.is_some() || plan.deadline.is_some() || plan.breaker.is_some() {
+                    quote!(WithGuard)
+                } else {
+                    quote!(NoGuard)
+                };
+            let hedge_next = quote_spanned! {at=>
+                #call_at.hedge_next::<#ret_at, _, _>(#hedging.as_mut(), #private::#guard)
+            };
+            quote! {
+                loop {
+                    match #hedge_next.await {
+                        #private::HedgeStep::Start => #hedging.as_mut().start(#body),
+                        #private::HedgeStep::Done(#result) => break #result,
+                    }
+                }
+            }
+        }
         Mode::Blocking => quote!(#call.attempt_blocking::<#ret_at>(|| -> #ret { #stmts })),
         Mode::BlockingGuarded => {
             quote_spanned!(at=> #call_at.guarded_attempt_blocking(|| -> #ret { #stmts }))
@@ -77,8 +99,22 @@ pub fn expand(plan: &Plan, item: &RetryFn) -> TokenStream {
     };
     let sleep = match plan.mode {
         Mode::Blocking | Mode::BlockingGuarded => quote!(#call.sleep_blocking(#delay)),
+        // A hedged call sleeps only for a server's hint, with nothing else in flight.
+        Mode::Hedged => quote! {
+            if !#delay.is_zero() {
+                #call.sleep(#delay).await;
+            }
+        },
         _ => quote!(#call.sleep(#delay).await),
     };
+    let judge = match plan.mode {
+        Mode::Hedged => {
+            quote!(after_hedged_attempt(#result, #hedging.as_mut(), format, #when, #retry_after))
+        }
+        _ => quote!(after_attempt(#result, format, #when, #retry_after)),
+    };
+    let hedging_binding = (plan.mode == Mode::Hedged)
+        .then(|| quote!(let mut #hedging = ::core::pin::pin!(#private::Hedging::new());));
     // Only a breaker keeps the last error across the sleep (to return it if the breaker
     // refuses the next attempt); otherwise nothing of type `E` lives across an `.await`.
     // With a deadline, the last error is kept too: returned if the deadline leaves the next
@@ -118,12 +154,13 @@ pub fn expand(plan: &Plan, item: &RetryFn) -> TokenStream {
             use #facade::__private::{self as __stormguard, formatter::*};
             #site
             let mut #call = #start;
+            #hedging_binding
             loop {
                 let #delay = {
                     let #result = #attempt;
                     let format = (&&&#private::ErrorType::of(&#result)).__stormguard_formatter();
                     #classify_binding
-                    match #call.after_attempt(#result, format, #when, #retry_after) {
+                    match #call.#judge {
                         #private::Verdict::Return(#returned) => return #returned,
                         #private::Verdict::Retry(#delay) => #delay,
                     }
@@ -186,6 +223,19 @@ fn site(plan: &Plan, item: &RetryFn, private: &TokenStream) -> TokenStream {
     }
     if let Some(deadline) = plan.deadline.map(duration) {
         with.push(quote!(with_deadline(#deadline)));
+    }
+    if let Some(hedge) = plan.hedge {
+        let hedge = match hedge {
+            HedgeKind::After(nanos) => {
+                let after = duration(nanos);
+                quote!(After(#after))
+            }
+            HedgeKind::Percentile(permille) => {
+                let permille = Literal::u16_unsuffixed(permille);
+                quote!(Percentile(#permille))
+            }
+        };
+        with.push(quote!(with_hedge(#private::Hedge::#hedge)));
     }
     if let Some(breaker) = &plan.breaker {
         with.push(quote!(with_breaker(#breaker)));

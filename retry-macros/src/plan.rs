@@ -2,7 +2,8 @@
 //! default filled in from one place, the attempt mode chosen), which `expand` only prints.
 
 use crate::args::{
-    Args, BackoffKind, JitterKind, DEFAULT_ATTEMPTS, DEFAULT_BASE, DEFAULT_FACTOR, DEFAULT_MAX,
+    Args, BackoffKind, HedgeKind, JitterKind, DEFAULT_ATTEMPTS, DEFAULT_BASE, DEFAULT_FACTOR,
+    DEFAULT_MAX,
 };
 use crate::item::RetryFn;
 use proc_macro2::Span;
@@ -18,6 +19,8 @@ pub enum Mode {
     BreakerOnly,
     /// An async fn with `timeout` or `deadline` (and maybe `breaker`): a guarded attempt.
     Guarded,
+    /// An async fn with `hedge`: attempts side by side, run by `Call::hedge_next`.
+    Hedged,
     /// A blocking fn without `breaker`.
     Blocking,
     /// A blocking fn with `breaker`.
@@ -34,6 +37,7 @@ pub struct Plan {
     pub jitter: Option<JitterKind>,
     pub timeout: Option<u64>,
     pub deadline: Option<u64>,
+    pub hedge: Option<HedgeKind>,
     pub when: Option<Expr>,
     pub retry_after: Option<Expr>,
     pub breaker: Option<LitStr>,
@@ -56,6 +60,7 @@ impl Plan {
         let is_async = item.sig.asyncness.is_some();
         let has_limit = args.timeout.is_some() || args.deadline.is_some();
         let mode = match (is_async, args.breaker.is_some(), has_limit) {
+            (true, _, _) if args.hedge.is_some() => Mode::Hedged,
             (true, false, false) => Mode::Plain,
             (true, true, false) => Mode::BreakerOnly,
             (true, _, true) => Mode::Guarded,
@@ -86,6 +91,7 @@ impl Plan {
                 .filter(|&j| j != JitterKind::Full),
             timeout: args.timeout.map(|t| t.value),
             deadline: args.deadline.map(|d| d.value),
+            hedge: args.hedge.map(|h| h.value),
             when: args.when,
             retry_after: args.retry_after,
             breaker: args.breaker,

@@ -57,6 +57,9 @@ fn check(args: &Args, item: &RetryFn) -> Vec<syn::Error> {
             ));
         }
     }
+    if let Some(hedge) = &args.hedge {
+        errors.extend(hedge_shape(hedge.span, item));
+    }
     if let Some(c) = &item.sig.constness {
         errors.push(syn::Error::new(
             c.span(),
@@ -73,6 +76,65 @@ fn check(args: &Args, item: &RetryFn) -> Vec<syn::Error> {
         }
     }
     errors
+}
+
+/// A hedged fn runs its body more than once at the same time: it must be `async` (a blocking
+/// body cannot run beside itself) and take no `&mut` (two attempts cannot share one).
+fn hedge_shape(hedge: proc_macro2::Span, item: &RetryFn) -> Vec<syn::Error> {
+    let mut errors = Vec::new();
+    if item.sig.asyncness.is_none() {
+        errors.push(syn::Error::new(
+            hedge,
+            "`hedge` needs an `async fn`: a hedge runs the next attempt beside the slow one, and a blocking fn runs one attempt at a time; make the fn `async`, or remove `hedge`",
+        ));
+    }
+    for input in &item.sig.inputs {
+        let (tokens, what): (proc_macro2::TokenStream, String) = match input {
+            syn::FnArg::Receiver(r) => match &r.kind {
+                syn::ReceiverKind::Reference(and, _, Some(m)) => {
+                    (quote::quote!(#and #m), "`&mut self`".to_owned())
+                }
+                syn::ReceiverKind::Typed(_, ty) if is_mut_ref(ty) => (
+                    quote::ToTokens::to_token_stream(ty),
+                    "`&mut self`".to_owned(),
+                ),
+                _ => continue,
+            },
+            syn::FnArg::Typed(t) if is_mut_ref(&t.ty) => {
+                let Type::Reference(r) = &*t.ty else { continue };
+                let (and, m) = (&r.and_token, &r.mutability);
+                let name = quote::ToTokens::to_token_stream(&t.pat).to_string();
+                (
+                    quote::quote!(#and #m),
+                    format!("the `&mut` argument `{name}`"),
+                )
+            }
+            _ => continue,
+        };
+        errors.push(syn::Error::new_spanned(
+            tokens,
+            format!(
+                "`hedge` runs the body more than once at the same time, and {what} cannot be lent to two attempts at once; take `&self` (with interior mutability, such as a `Mutex`, for what must change) or a shared reference, or remove `hedge`"
+            ),
+        ));
+    }
+    errors
+}
+
+/// `&mut T`, also inside `Pin<&mut T>`.
+fn is_mut_ref(ty: &Type) -> bool {
+    match ty {
+        Type::Reference(r) => r.mutability.is_some(),
+        Type::Paren(p) => is_mut_ref(&p.elem),
+        Type::Path(p) => p.path.segments.last().is_some_and(|s| match &s.arguments {
+            syn::PathArguments::AngleBracketed(a) if s.ident == "Pin" => a
+                .args
+                .iter()
+                .any(|g| matches!(g, syn::GenericArgument::Type(t) if is_mut_ref(t))),
+            _ => false,
+        }),
+        _ => false,
+    }
 }
 
 /// A closure given to `when`/`retry_after` must name its argument's type: Rust fixes a

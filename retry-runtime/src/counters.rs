@@ -16,6 +16,10 @@ pub struct OpCounters {
     pub(crate) give_ups: [AtomicU64; 7],
     pub(crate) timeouts: AtomicU64,
     pub(crate) rejections: AtomicU64,
+    pub(crate) hedges: AtomicU64,
+    pub(crate) hedge_wins: AtomicU64,
+    /// Attempts in flight dropped because another attempt of their call ended it.
+    pub(crate) cancelled: AtomicU64,
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
@@ -34,6 +38,9 @@ impl OpCounters {
             give_ups: [ZERO; 7],
             timeouts: ZERO,
             rejections: ZERO,
+            hedges: ZERO,
+            hedge_wins: ZERO,
+            cancelled: ZERO,
         }
     }
 
@@ -69,6 +76,17 @@ impl OpCounters {
     }
     pub(crate) fn timeout(&self) {
         self.timeouts.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn hedge(&self) {
+        self.hedges.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn hedge_win(&self) {
+        self.hedge_wins.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn cancelled(&self, attempts: u64) {
+        if attempts != 0 {
+            self.cancelled.fetch_add(attempts, Relaxed);
+        }
     }
     pub(crate) fn rejection(&self) {
         self.rejections.fetch_add(1, Relaxed);

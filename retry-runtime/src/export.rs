@@ -10,6 +10,8 @@
 //! | `stormguard_retry_successes_total` | counter | `op` |
 //! | `stormguard_giveups_total` | counter | `op`, `reason` |
 //! | `stormguard_rejections_total` | counter | `op`, `breaker` |
+//! | `stormguard_hedges_total` | counter | `op` |
+//! | `stormguard_hedge_wins_total` | counter | `op` |
 //! | `stormguard_breaker_state` | gauge: 0 closed, 1 open, 2 half-open | `breaker` |
 //! | `stormguard_budget_tokens` | gauge | `budget` (a call site's own budget: its `op`) |
 //!
@@ -68,6 +70,12 @@ mod enabled {
         }
         counter!("stormguard_retries_total", "op" => op).increment(1);
     }
+    pub fn hedge(op: &'static str) {
+        counter!("stormguard_hedges_total", "op" => op).increment(1);
+    }
+    pub fn hedge_win(op: &'static str) {
+        counter!("stormguard_hedge_wins_total", "op" => op).increment(1);
+    }
     pub fn give_up(op: &'static str, reason: GiveUpReason) {
         counter!("stormguard_giveups_total", "op" => op, "reason" => reason.as_str()).increment(1);
     }
@@ -94,6 +102,8 @@ mod enabled {
     pub fn retry(_: &'static str, _: u32) {}
     #[inline(always)]
     pub fn give_up(_: &'static str, _: GiveUpReason) {}
+    pub fn hedge(_: &'static str) {}
+    pub fn hedge_win(_: &'static str) {}
     #[inline(always)]
     pub fn breaker_state(_: &'static str, _: f64) {}
 }

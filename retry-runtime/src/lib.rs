@@ -8,7 +8,7 @@
 //! The modules, from the bottom up (each imports only those above it in this list):
 //! `loom`, `startup`, `clock`, `policy`, `backoff`, `jitter`, `give_up`, `error`, `classify` (with `http`,
 //! `grpc`, `chain` behind their features), `scope`, `describe`, `log`, `export`, `alert`,
-//! `counters`, `breaker`, `budget`, `registry`, `site`, `stats`, `config`, `call`,
+//! `counters`, `latency`, `breaker`, `budget`, `registry`, `site`, `stats`, `config`, `call`,
 //! `default_when`.
 
 #![warn(missing_docs)]
@@ -35,6 +35,7 @@ pub mod grpc;
 #[cfg(feature = "reqwest")]
 pub mod http;
 mod jitter;
+mod latency;
 mod log;
 mod loom;
 mod policy;
@@ -50,7 +51,7 @@ pub use budget::{Budget, BudgetConfig};
 pub use classify::Classify;
 pub use error::GuardError;
 pub use give_up::GiveUpReason;
-pub use policy::{Backoff, Jitter, Policy};
+pub use policy::{Backoff, Hedge, Jitter, Policy};
 pub use registry::find_breaker;
 pub use scope::attempt;
 pub use site::{undeclared_breakers, undeclared_budgets};
@@ -63,9 +64,10 @@ pub mod __private {
     pub use crate::backoff::delay_before_retry;
     pub use crate::budget::{Refusal, RetrySlot};
     pub use crate::call::{
-        Attempt, BreakerSlot, Call, ErrorKept, ErrorSlot, Guarded, KeepError, KeepNoError,
-        KeepSendError, PermitSlot, RetryHint, RetrySleep, ReturnsResult, StartTime, Started,
-        StartedBlocking, Timer, Transient, Verdict,
+        Attempt, BreakerSlot, Call, ErrorKept, ErrorSlot, GuardErrors, Guarded, HedgeNext,
+        HedgeStep, Hedging, KeepError, KeepNoError, KeepSendError, NoGuard, PermitSlot, RetryHint,
+        RetrySleep, ReturnsResult, StartTime, Started, StartedBlocking, Timer, Transient, Verdict,
+        WithGuard,
     };
     pub use crate::clock::{now_nanos, origin};
     pub use crate::counters::OpCounters;

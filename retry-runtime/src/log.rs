@@ -95,6 +95,30 @@ pub(crate) fn timed_out(f: &Fields, timeout: Duration) {
     );
 }
 
+/// A hedge starts beside the attempts in flight (`debug`: hedges are routine).
+pub(crate) fn hedging(f: &Fields, attempt: u32, delay: Duration) {
+    call_event!(
+        debug,
+        f,
+        { hedge_attempt = attempt, delay_ms = delay.as_millis() as u64, },
+        "attempt {} of {} starts beside the running one after {:?}",
+        attempt,
+        f.max_attempts,
+        delay,
+    );
+}
+
+/// A hedge that was due was not started (`why`: "budget" or "breaker").
+pub(crate) fn hedge_skipped(op: &'static str, attempt: u32, why: &'static str) {
+    tracing::debug!(
+        target: TARGET,
+        op,
+        hedge_attempt = attempt,
+        reason = why,
+        "hedge skipped ({why}); the running attempt goes on"
+    );
+}
+
 pub(crate) fn blocking_sleep_in_runtime(op: &'static str) {
     tracing::warn!(
         target: TARGET,

@@ -38,6 +38,26 @@ pub enum Jitter {
     Decorrelated,
 }
 
+/// When a hedged call starts its next attempt beside the running one (`hedge = "…"`).
+///
+/// ```
+/// use retry_runtime::{Hedge, Policy};
+/// use std::time::Duration;
+///
+/// const FIXED: Policy = Policy::DEFAULT.with_hedge(Hedge::After(Duration::from_millis(50)));
+/// const P95: Policy = Policy::DEFAULT.with_hedge(Hedge::Percentile(950));
+/// assert_eq!(P95.hedge(), Some(Hedge::Percentile(950)));
+/// assert!(FIXED.hedge().is_some());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hedge {
+    /// After this fixed delay.
+    After(Duration),
+    /// After the call site's recent latency at this percentile, in tenths of a percent
+    /// (`950` is p95, `999` is p99.9; 500 to 999), once enough attempts were measured.
+    Percentile(u16),
+}
+
 /// The longest delay before a retry, whatever the policy says: a year. The attribute takes no
 /// longer duration; a policy built by hand is capped here, so that the delay the logs report
 /// is the one slept (tokio's timers stop at about 30 years).
@@ -87,6 +107,8 @@ pub struct Policy {
     breaker: Option<&'static str>,
     /// Name of a shared retry budget; `None` means the breaker's name, else the call site's own.
     budget: Option<&'static str>,
+    /// When to start a hedged attempt beside a slow one.
+    hedge: Option<Hedge>,
 }
 
 impl Policy {
@@ -101,6 +123,7 @@ impl Policy {
         deadline: None,
         breaker: None,
         budget: None,
+        hedge: None,
     };
 
     /// Sets the total number of attempts (values below 1 act as 1).
@@ -132,6 +155,16 @@ impl Policy {
     pub const fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
+    }
+    /// Hedges the call: starts the next attempt beside a running one after `hedge`.
+    pub const fn with_hedge(mut self, hedge: Hedge) -> Self {
+        self.hedge = Some(hedge);
+        self
+    }
+    /// When a hedged attempt starts, if the call hedges.
+    #[inline]
+    pub const fn hedge(&self) -> Option<Hedge> {
+        self.hedge
     }
     /// Sets the whole-call deadline.
     pub const fn with_deadline(mut self, deadline: Duration) -> Self {

@@ -5,6 +5,7 @@ use crate::alert::{self, AlertWindow};
 use crate::breaker::{Breaker, BreakerConfig};
 use crate::budget::{Budget, BudgetConfig};
 use crate::counters::OpCounters;
+use crate::latency::LatencyRecord;
 use crate::policy::Policy;
 use crate::registry;
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
@@ -111,6 +112,8 @@ pub struct Site {
     warned_blocking: AtomicBool,
     /// The retry-success alert of this site's operation (shared by every site of the op).
     alert: OnceLock<&'static AlertWindow>,
+    /// With `hedge = "pNN"`: the attempts' recent latencies (allocated at the first call).
+    latency: OnceLock<Box<LatencyRecord>>,
     #[cfg(feature = "metrics")]
     metrics: OnceLock<crate::export::SiteMetrics>,
 }
@@ -129,6 +132,7 @@ impl Site {
             breaker: OnceLock::new(),
             warned_blocking: AtomicBool::new(false),
             alert: OnceLock::new(),
+            latency: OnceLock::new(),
             #[cfg(feature = "metrics")]
             metrics: OnceLock::new(),
         }
@@ -205,6 +209,13 @@ impl Site {
         if attempt > 1 {
             self.alert().record(self.op, true);
         }
+    }
+
+    /// The latency record of a `hedge = "pNN"` site, of the `permille`th percentile (the
+    /// first hedged call's).
+    pub(crate) fn latency(&self, permille: u16) -> &LatencyRecord {
+        self.latency
+            .get_or_init(|| Box::new(LatencyRecord::new(permille)))
     }
 
     /// A call that retried gave up.

@@ -74,6 +74,10 @@ pub struct OpStats {
     pub timeouts: u64,
     /// Attempts refused by an open breaker.
     pub rejections: u64,
+    /// Hedged attempts started beside a slow one (`hedge = "…"`).
+    pub hedges: u64,
+    /// Calls won by a hedged attempt (one other than the attempt it was started beside).
+    pub hedge_wins: u64,
 }
 
 impl OpStats {
@@ -82,7 +86,8 @@ impl OpStats {
         let first_ok = c.first_try_successes.load(Relaxed);
         let retry_ok = c.retry_successes.load(Relaxed);
         self.calls += first_ok + c.first_failures.load(Relaxed);
-        self.attempts += first_ok + retry_ok + c.failed_attempts.load(Relaxed);
+        self.attempts +=
+            first_ok + retry_ok + c.failed_attempts.load(Relaxed) + c.cancelled.load(Relaxed);
         self.retries += c.retries.load(Relaxed);
         self.retried_calls += c.retried_calls.load(Relaxed);
         self.first_try_successes += first_ok;
@@ -92,6 +97,8 @@ impl OpStats {
         }
         self.timeouts += c.timeouts.load(Relaxed);
         self.rejections += c.rejections.load(Relaxed);
+        self.hedges += c.hedges.load(Relaxed);
+        self.hedge_wins += c.hedge_wins.load(Relaxed);
     }
 
     /// Calls that gave up for `reason`.

@@ -129,7 +129,7 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
 
     /// The time this attempt may take, and whether the deadline (not `timeout`) sets it.
     #[inline]
-    fn attempt_limit(&self) -> Option<(Duration, bool)> {
+    pub(super) fn attempt_limit(&self) -> Option<(Duration, bool)> {
         let policy = self.policy;
         let left = policy
             .deadline()
@@ -144,7 +144,7 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
 
     #[cold]
     #[inline(never)]
-    fn limit_error(&self, limit: Duration, by_deadline: bool) -> GuardError {
+    pub(super) fn limit_error(&self, limit: Duration, by_deadline: bool) -> GuardError {
         let op = self.site.op();
         match (by_deadline, self.policy.deadline()) {
             (true, Some(deadline)) => GuardError::DeadlineExceeded {
