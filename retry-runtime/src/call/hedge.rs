@@ -282,39 +282,18 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
                     counters.hedge_win();
                     export::hedge_win(op);
                 }
-                if let Some(state) = &mut *self.state {
-                    drop(state.slot.take());
-                }
-                let retries = hedging.retries;
-                self.site.record_success(if retries == 0 { 1 } else { 2 });
-                self.site.budget().deposit();
+                self.on_success(if hedging.retries == 0 { 1 } else { 2 });
                 return Verdict::Return(Ok(value));
             }
             Err(error) => error,
         };
         let fields = self.fields();
         if let Some(reason) = finished.skipped {
-            // Not made: only when nothing else runs (see `HedgeNext::poll`).
-            counters.failure(finished.number.min(hedging.started.max(1)), false);
-            if reason == GiveUpReason::BreakerOpen {
-                counters.rejection();
-                export::rejection(op, self.policy.breaker().unwrap_or(""), finished.number);
-            }
-            return self.give_up(&fields, error, format, reason);
-        }
-        counters.failure(finished.number, true);
-        export::failure(op, finished.number, finished.timed_out.is_some());
-        if finished.timed_out.is_some() {
-            counters.timeout();
+            // Not made: only when nothing else runs (see `Call::admit_next`).
+            return self.not_made(&fields, error, format, reason);
         }
         let transient = when.is_transient(&error);
-        if let Some(permit) = finished.permit {
-            if transient || finished.timed_out.is_some() {
-                permit.failure();
-            } else {
-                permit.success();
-            }
-        }
+        self.attempt_failed(finished.timed_out, transient, finished.permit);
         let running = hedging.running() > 0;
         let reason = if finished.timed_out == Some(true) {
             Some(GiveUpReason::Deadline)
@@ -351,8 +330,10 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
             Ok((slot, hint)) => {
                 // Nothing else runs: sleep for the server's hint, if any, then start.
                 let delay = if running { Duration::ZERO } else { hint };
-                counters.retry(if hedging.retries == 0 { 1 } else { 2 });
-                export::retry(op, if hedging.retries == 0 { 1 } else { 2 });
+                // The first retry of the call counts it among the calls that retried.
+                let nth = if hedging.retries == 0 { 1 } else { 2 };
+                counters.retry(nth);
+                export::retry(op, nth);
                 self.state()
                     .span
                     .in_scope(|| log::retrying(&fields, Described(&error, format), delay));

@@ -20,6 +20,7 @@ pub use start::{StartTime, Started, StartedBlocking};
 pub use when::{RetryHint, Transient};
 
 use crate::backoff::delay_before_retry;
+use crate::breaker::Permit;
 use crate::budget::RetrySlot;
 use crate::describe::{Described, ErrorFormatter};
 use crate::export;
@@ -263,23 +264,62 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
                 if let Some(permit) = self.held.take_permit() {
                     permit.success();
                 }
-                self.on_success();
+                self.on_success(self.scope.number);
                 Verdict::Return(Ok(value))
             }
             Err(error) => self.on_failure(error, format, when, retry_after),
         }
     }
 
+    /// Counts a success after `attempt` attempts (2 or more: after a retry).
     #[inline]
-    fn on_success(&mut self) {
+    fn on_success(&mut self, attempt: u32) {
         if let Some(state) = &mut *self.state {
             // A retry that succeeds keeps its cost: every retry is extra load, so retries stay
             // within `ratio` of the successes at every failure rate (docs/STORM.md). Only the
             // place in `max_concurrent` ends here.
             drop(state.slot.take());
         }
-        self.site.record_success(self.scope.number);
+        self.site.record_success(attempt);
         self.site.budget().deposit();
+    }
+
+    /// Ends a call whose current attempt was not made (`reason`: the breaker refused it, or the
+    /// deadline left it no time), counting it as such.
+    fn not_made<T, E>(
+        &mut self,
+        fields: &Fields,
+        error: E,
+        format: ErrorFormatter<E>,
+        reason: GiveUpReason,
+    ) -> Verdict<T, E> {
+        let counters = self.site.counters();
+        counters.failure(self.scope.number, false);
+        if reason == GiveUpReason::BreakerOpen {
+            counters.rejection();
+            let breaker = self.policy.breaker().unwrap_or("");
+            export::rejection(self.site.op(), breaker, self.scope.number);
+        }
+        self.give_up(fields, error, format, reason)
+    }
+
+    /// Counts the current attempt's failure (`timed_out`: cancelled by its limit) and reports
+    /// it to its breaker `permit`: a failure if `transient` or timed out, else a success (a
+    /// permanent error means the downstream answered).
+    fn attempt_failed(&self, timed_out: Option<bool>, transient: bool, permit: Option<Permit>) {
+        let counters = self.site.counters();
+        counters.failure(self.scope.number, true);
+        export::failure(self.site.op(), self.scope.number, timed_out.is_some());
+        if timed_out.is_some() {
+            counters.timeout();
+        }
+        if let Some(permit) = permit {
+            if transient || timed_out.is_some() {
+                permit.failure();
+            } else {
+                permit.success();
+            }
+        }
     }
 
     #[cold]
@@ -302,28 +342,12 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
         let described = Described(&error, format);
         let op = self.site.op();
         if let Some(reason) = self.state().skipped.take() {
-            counters.failure(self.scope.number, false);
-            if reason == GiveUpReason::BreakerOpen {
-                counters.rejection();
-                export::rejection(op, self.policy.breaker().unwrap_or(""), self.scope.number);
-            }
-            return self.give_up(&fields, error, format, reason);
+            return self.not_made(&fields, error, format, reason);
         }
-        counters.failure(self.scope.number, true);
         let timed_out = self.state().timed_out.take();
-        export::failure(op, self.scope.number, timed_out.is_some());
-        if timed_out.is_some() {
-            counters.timeout();
-        }
         let transient = when.is_transient(&error);
-        if let Some(permit) = self.held.take_permit() {
-            // A permanent error means the downstream answered: it counts as a success.
-            if transient || timed_out.is_some() {
-                permit.failure();
-            } else {
-                permit.success();
-            }
-        }
+        let permit = self.held.take_permit();
+        self.attempt_failed(timed_out, transient, permit);
         match self.next_delay(transient, timed_out, retry_after, &error) {
             Ok(delay) => {
                 let attempt = self.scope.number;
