@@ -1,6 +1,9 @@
 //! Hedged attempts (`hedge = "…"`) on tokio's paused clock: when a hedge starts, which attempt
 //! wins, what is dropped and when, and what the budget and the breaker allow.
 
+mod common;
+
+use common::Recorder;
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -292,5 +295,156 @@ async fn timeout_applies_to_each_attempt() {
             "drop 2 at 130",
             "drop 3 at 160"
         ]
+    );
+}
+
+// Two successes deposit 2 × 0.5 = the one token of `capacity`; nothing else funds it.
+stormguard::budgets! {
+    hedge_one_token { capacity: 1, ratio: 0.5, min_per_sec: 0 }
+}
+
+#[retry(
+    attempts = 3,
+    hedge = "50ms",
+    budget = "hedge_one_token",
+    name = "hedge::empty_budget"
+)]
+async fn on_one_token(d: &Downstream) -> Result<u32, &'static str> {
+    d.call().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_empty_budget_skips_the_hedge_and_never_cancels_what_runs() {
+    let rec = Recorder::default();
+    let _guard = rec.install();
+    let fast = Downstream::new(&[(10, Ok(0))]);
+    for _ in 0..2 {
+        assert_eq!(on_one_token(&fast).await, Ok(0));
+    }
+    // The one token pays for this call's hedge (which wins); its success deposits only half
+    // a token back.
+    let funded = Downstream::new(&[(500, Ok(1)), (10, Ok(2))]);
+    assert_eq!(on_one_token(&funded).await, Ok(2));
+    assert_eq!(
+        funded.log(),
+        [
+            "start 1 at 0",
+            "start 2 at 50",
+            "end 2 at 60",
+            "drop 1 at 60"
+        ]
+    );
+    // Now the budget is empty: no hedge, and the slow first attempt runs to its end (not
+    // dropped) and its result is the call's.
+    let slow = Downstream::new(&[(500, Ok(1)), (10, Ok(2))]);
+    assert_eq!(on_one_token(&slow).await, Ok(1));
+    assert_eq!(slow.log(), ["start 1 at 0", "end 1 at 500"]);
+    assert_eq!(slow.calls.load(SeqCst), 1);
+    let stats = stormguard::stats();
+    let op = stats.operation("hedge::empty_budget").unwrap();
+    assert_eq!(
+        (op.calls, op.attempts, op.hedges, op.hedge_wins),
+        (4, 5, 1, 1)
+    );
+    assert_eq!(op.total_give_ups(), 0);
+    let budget = stats
+        .budgets
+        .iter()
+        .find(|b| b.budget == "hedge_one_token")
+        .unwrap();
+    assert_eq!(budget.granted, 1);
+    // Refused at each hedge delay while attempt 1 ran: 50, 100, …, 450 ms.
+    assert!(budget.refused >= 1, "{budget:?}");
+    let skipped: Vec<_> = rec
+        .events()
+        .into_iter()
+        .filter(|e| e.message().starts_with("hedge skipped"))
+        .collect();
+    assert!(!skipped.is_empty());
+    assert_eq!(skipped.len() as u64, budget.refused, "{skipped:?}");
+    assert!(
+        skipped
+            .iter()
+            .all(|e| e.get("reason") == Some("budget") && e.get("hedge_attempt") == Some("2")),
+        "{skipped:?}"
+    );
+}
+
+stormguard::breakers! {
+    hedge_mid_call { consecutive_failures: 2, open_for: "10s" }
+}
+
+#[retry(
+    attempts = 4,
+    hedge = "50ms",
+    breaker = "hedge_mid_call",
+    name = "hedge::breaker"
+)]
+async fn behind_breaker(d: &Downstream) -> Result<u32, CallError> {
+    d.call().await.map_err(|_| CallError::Downstream)
+}
+
+/// Another caller of the same downstream, whose failures open the breaker.
+#[retry(
+    attempts = 1,
+    breaker = "hedge_mid_call",
+    name = "hedge::breaker_opener"
+)]
+async fn failing_neighbour() -> Result<u32, CallError> {
+    Err(CallError::Downstream)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_breaker_opening_mid_call_stops_new_hedges() {
+    let rec = Recorder::default();
+    let _guard = rec.install();
+    let breaker = stormguard::breaker("hedge_mid_call");
+    let d = Downstream::new(&[(500, Ok(1)), (1_000, Ok(2)), (10, Ok(3)), (10, Ok(4))]);
+    let opener = async {
+        // Attempt 2 (the hedge at 50 ms) runs; at 70 ms two failures elsewhere open the
+        // breaker, before the next hedge delay (100 ms).
+        sleep(Duration::from_millis(70)).await;
+        for _ in 0..2 {
+            assert!(matches!(
+                failing_neighbour().await,
+                Err(CallError::Downstream)
+            ));
+        }
+        assert_eq!(breaker.state(), stormguard::BreakerState::Open);
+        d.at()
+    };
+    let (result, opened_at) = tokio::join!(behind_breaker(&d), opener);
+    assert_eq!(opened_at, 70);
+    // No hedge after the opening; attempt 1 was not dropped and its success is the call's;
+    // attempt 2 (started before) is dropped only when attempt 1 wins.
+    assert!(matches!(result, Ok(1)), "{result:?}");
+    assert_eq!(d.calls.load(SeqCst), 2);
+    assert_eq!(
+        d.log(),
+        [
+            "start 1 at 0",
+            "start 2 at 50",
+            "end 1 at 500",
+            "drop 2 at 500"
+        ]
+    );
+    let stats = stormguard::stats();
+    let op = stats.operation("hedge::breaker").unwrap();
+    assert_eq!(
+        (op.calls, op.attempts, op.hedges, op.hedge_wins),
+        (1, 2, 1, 0)
+    );
+    assert_eq!(op.total_give_ups(), 0);
+    let skipped: Vec<_> = rec
+        .events()
+        .into_iter()
+        .filter(|e| e.message().starts_with("hedge skipped"))
+        .collect();
+    assert!(!skipped.is_empty());
+    assert!(
+        skipped
+            .iter()
+            .all(|e| e.get("reason") == Some("breaker") && e.get("hedge_attempt") == Some("3")),
+        "{skipped:?}"
     );
 }
