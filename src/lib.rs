@@ -402,6 +402,10 @@ pub mod __private {
         Backoff, Breaker, BreakerConfig, Budget, BudgetConfig, Hedge, Jitter, Policy, Window,
     };
 
+    /// True while the `[fleet]` names are shared through Redis (feature `redis`).
+    #[cfg(feature = "redis")]
+    pub use retry_runtime::__private::fleet_connected;
+
     /// Only names the type `R`, so that the attempt's body is checked against it; never called.
     #[inline(always)]
     pub fn unreachable_output<R>() -> R {

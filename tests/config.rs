@@ -377,6 +377,81 @@ async fn bad_input_is_rejected_whole_with_its_place_and_advice() {
     assert!(config::current().contains("[retry.\"cfg::flaky\"]\nattempts = 3  # default"));
 }
 
+/// `[fleet]`'s bad input (feature `redis`): rejected whole, at its line, with what to write,
+/// and a Redis URL's credentials never repeated in a message.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn bad_fleet_sections_are_rejected_whole_with_advice() {
+    let _turn = TURN.lock().await;
+    config::apply("").unwrap();
+    let before = config::current();
+    let cases: &[(&str, (usize, &str), &str)] = &[
+        (
+            "[fleet]\nredis = \"http://admin:hunter2@cache:6379\"\nshare = [\"cfg_pay\"]\n",
+            (2, "redis"),
+            "write redis = \"redis://host:6379/0\"",
+        ),
+        (
+            "[fleet]\nredis = \"redis://127.0.0.1:1/0\"\nshare = [\"cfg_pya\"]\n",
+            (3, "share"),
+            "did you mean `cfg_pay`?",
+        ),
+        (
+            "[fleet]\nredis = \"redis://127.0.0.1:1/0\"\nshare = \"cfg_pay\"\n",
+            (3, "share"),
+            "share = [\"payments\"]",
+        ),
+        (
+            "[fleet]\nredis = \"redis://127.0.0.1:1/0\"\nsync = \"1ms\"\n",
+            (3, "sync"),
+            "between 10ms and 60s",
+        ),
+        (
+            "[fleet]\nshare = [\"cfg_pay\"]\n",
+            (2, "redis"),
+            "`[fleet]` needs the Redis",
+        ),
+        (
+            "[fleet]\nurl = \"redis://127.0.0.1:1/0\"\n",
+            (2, "url"),
+            "unknown key `url` in a `[fleet]` section",
+        ),
+        (
+            "[fleet]\nredis = \"redis://127.0.0.1:1/0\"\nprefix = \"two words\"\n",
+            (3, "prefix"),
+            "without spaces",
+        ),
+        // A good breaker change beside a bad fleet: neither applies.
+        (
+            "[breaker.cfg_pay]\nopen_for = \"1s\"\n[fleet]\nredis = \"redis://127.0.0.1:1/0\"\nshare = [\"nope\"]\n",
+            (5, "share"),
+            "no circuit breaker or retry budget",
+        ),
+    ];
+    for (text, (line, key), advice) in cases {
+        let err = config::apply(text).expect_err(text);
+        let p = &err.problems()[0];
+        assert_eq!((p.line(), p.key()), (*line, *key), "{text:?}: {err}");
+        assert!(err.to_string().contains(advice), "{text:?}: {err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert_eq!(
+            config::current(),
+            before,
+            "{text:?} changed the configuration"
+        );
+    }
+}
+
+/// Without feature `redis`, `[fleet]` says which feature to enable instead of half-working.
+#[cfg(not(feature = "redis"))]
+#[tokio::test]
+async fn a_fleet_section_without_the_redis_feature_says_what_to_enable() {
+    let _turn = TURN.lock().await;
+    let err = config::apply("[fleet]\nredis = \"redis://127.0.0.1:6379/0\"\n").unwrap_err();
+    assert_eq!(err.problems()[0].line(), 1);
+    assert!(err.to_string().contains("feature `redis`"), "{err}");
+}
+
 /// Reloads racing 10,000 calls: every call runs one whole version from start to end (2 or 4
 /// attempts, never a mix).
 #[test]

@@ -1,7 +1,12 @@
 //! Retry budgets: the successes of the last `window` fund retries (`ratio` tokens each, at most
 //! `capacity`), plus a `min_per_sec` floor while successes are recent and a cap in flight.
 
+#[cfg(feature = "redis")]
+mod fleet;
 mod ledger;
+
+#[cfg(feature = "redis")]
+pub(crate) use fleet::LeaseReport;
 
 use crate::clock;
 use ledger::{Grant, Ledger, Shape};
@@ -164,6 +169,10 @@ pub struct Budget {
     in_flight: AtomicU32,
     granted: AtomicU64,
     refused: AtomicU64,
+    /// The fleet's tokens this process may spend (milli-tokens; `fleet::LOCAL`: not shared,
+    /// or Redis unreachable, and the local ledger decides). See `budget/fleet.rs`.
+    #[cfg(feature = "redis")]
+    lease: std::sync::atomic::AtomicI64,
 }
 
 impl Budget {
@@ -213,6 +222,8 @@ impl Budget {
             in_flight: AtomicU32::new(0),
             granted: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            #[cfg(feature = "redis")]
+            lease: std::sync::atomic::AtomicI64::new(fleet::LOCAL),
         }
     }
 
@@ -366,7 +377,7 @@ impl Budget {
         } else {
             false
         };
-        let mut slot = RetrySlot {
+        let slot = RetrySlot {
             budget: self,
             in_flight,
             grant: None,
@@ -376,31 +387,57 @@ impl Budget {
             // One shape for the whole decision, even if a reload retunes the budget meanwhile.
             let shape = self.shape();
             let mut ledger = self.ledger();
-            let successes = match self.fresh.load(Acquire) {
-                UNTOUCHED => 0,
-                _ => self.fresh.swap(0, AcqRel),
-            };
-            let mut since = self.first_ms.load(Acquire);
-            if successes >= self.fresh_max {
-                // The count saturated: it tells only that at least this many came, so they
-                // are dated within the last window (spread over a long healthy stretch, they
-                // would have earned almost nothing when an outage begins).
-                since = since.max(now_ms.saturating_sub(shape.window_ms));
+            #[cfg(feature = "redis")]
+            if self.lease.load(Acquire) != fleet::LOCAL {
+                // Shared: the fleet's lease decides; the local ledger still books the same
+                // retry, so that it is right when Redis goes away (the sync task books the
+                // successes, which it also reports to the fleet).
+                let local = ledger.take(shape, now_ms, f64::from(cost));
+                self.booked.store(ledger.tokens().to_bits(), Relaxed);
+                drop(ledger);
+                return self.decide(
+                    slot,
+                    self.take_lease(cost)
+                        .map(|milli| Paid::Fleet { milli, local }),
+                );
             }
-            ledger.collect(shape, now_ms, since, successes);
+            self.book(shape, &mut ledger, now_ms);
             let grant = ledger.take(shape, now_ms, f64::from(cost));
             self.booked.store(ledger.tokens().to_bits(), Relaxed);
-            grant
+            grant.map(Paid::Local)
         };
+        self.decide(slot, grant)
+    }
+
+    /// Books the successes counted since the last look into the ledger (under its lock);
+    /// returns how many there were (at least; the count saturates at `fresh_max`).
+    fn book(&self, shape: &Shape, ledger: &mut Ledger, now_ms: u64) -> u64 {
+        let successes = match self.fresh.load(Acquire) {
+            UNTOUCHED => 0,
+            _ => self.fresh.swap(0, AcqRel),
+        };
+        let mut since = self.first_ms.load(Acquire);
+        if successes >= self.fresh_max {
+            // The count saturated: it tells only that at least this many came, so they
+            // are dated within the last window (spread over a long healthy stretch, they
+            // would have earned almost nothing when an outage begins).
+            since = since.max(now_ms.saturating_sub(shape.window_ms));
+        }
+        ledger.collect(shape, now_ms, since, successes);
+        successes
+    }
+
+    /// Counts the decision and hands out the slot.
+    fn decide(&self, mut slot: RetrySlot, paid: Option<Paid>) -> Result<RetrySlot, Refusal> {
         // The tokens gauge, from this decision's ledger (every success is booked now), set
         // after the lock is released: a recorder is user code.
         #[cfg(feature = "metrics")]
         self.gauge()
             .set(f64::from_bits(self.booked.load(Relaxed)).min(self.shape().capacity));
-        match grant {
-            Some(g) => {
+        match paid {
+            Some(paid) => {
                 self.granted.fetch_add(1, Relaxed);
-                slot.grant = Some(g);
+                slot.grant = Some(paid);
                 Ok(slot)
             }
             None => {
@@ -409,6 +446,16 @@ impl Budget {
             }
         }
     }
+}
+
+/// What paid for a granted retry.
+#[derive(Debug)]
+enum Paid {
+    /// The local ledger's tokens or floor.
+    Local(Grant),
+    /// The fleet's lease (milli-tokens), and what the local ledger booked beside it.
+    #[cfg(feature = "redis")]
+    Fleet { milli: i64, local: Option<Grant> },
 }
 
 /// What a budget starts with: `min_per_sec` × `window` tokens (5 by default), at most
@@ -432,17 +479,25 @@ pub struct RetrySlot {
     budget: &'static Budget,
     /// Counted in `in_flight` (the budget has `max_concurrent`).
     in_flight: bool,
-    /// What paid for it: tokens, or the `min_per_sec` floor.
-    grant: Option<Grant>,
+    /// What paid for it: tokens, the `min_per_sec` floor, or the fleet's lease.
+    grant: Option<Paid>,
 }
 
 impl RetrySlot {
     /// The retry was not made after all (the breaker refused it, the deadline left no
     /// time): what it took goes back.
     pub fn refund(mut self) {
-        if let Some(grant) = self.grant.take() {
-            let b = self.budget;
-            b.ledger().give_back(&b.shape, grant);
+        let b = self.budget;
+        match self.grant.take() {
+            Some(Paid::Local(grant)) => b.ledger().give_back(b.shape(), grant),
+            #[cfg(feature = "redis")]
+            Some(Paid::Fleet { milli, local }) => {
+                b.return_lease(milli);
+                if let Some(grant) = local {
+                    b.ledger().give_back(b.shape(), grant);
+                }
+            }
+            None => {}
         }
     }
 }

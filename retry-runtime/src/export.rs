@@ -14,6 +14,7 @@
 //! | `stormguard_hedge_wins_total` | counter | `op` |
 //! | `stormguard_breaker_state` | gauge: 0 closed, 1 open, 2 half-open | `breaker` |
 //! | `stormguard_budget_tokens` | gauge | `budget` (a call site's own budget: its `op`) |
+//! | `stormguard_fleet_connected` | gauge: 1 shared through Redis, 0 local (feature `redis`) | — |
 //!
 //! Handles for the success path are registered at a call site's first use: install the
 //! recorder before the first annotated call.
@@ -83,6 +84,10 @@ mod enabled {
     pub fn breaker_state(breaker: &'static str, value: f64) {
         gauge!("stormguard_breaker_state", "breaker" => breaker).set(value);
     }
+    /// 1 while the fleet's Redis answers, 0 while this process decides alone.
+    pub fn fleet_connected(value: f64) {
+        gauge!("stormguard_fleet_connected").set(value);
+    }
     /// The tokens gauge of `budget`, to keep and set without a lookup.
     pub fn budget_tokens_gauge(budget: &'static str) -> metrics::Gauge {
         gauge!("stormguard_budget_tokens", "budget" => budget)
@@ -106,6 +111,7 @@ mod enabled {
     pub fn hedge_win(_: &'static str) {}
     #[inline(always)]
     pub fn breaker_state(_: &'static str, _: f64) {}
+    pub fn fleet_connected(_: f64) {}
 }
 
 pub(crate) use enabled::*;

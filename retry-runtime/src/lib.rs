@@ -8,8 +8,8 @@
 //! The modules, from the bottom up (each imports only those above it in this list):
 //! `loom`, `startup`, `clock`, `policy`, `backoff`, `jitter`, `give_up`, `error`, `classify` (with `http`,
 //! `grpc`, `chain` behind their features), `scope`, `describe`, `log`, `export`, `alert`,
-//! `counters`, `latency`, `breaker`, `budget`, `registry`, `site`, `stats`, `config`, `call`,
-//! `default_when`.
+//! `counters`, `latency`, `breaker`, `budget`, `registry`, `site`, `stats`, `fleet` (feature
+//! `redis`), `config`, `call`, `default_when`.
 
 #![warn(missing_docs)]
 
@@ -29,6 +29,8 @@ mod default_when;
 mod describe;
 mod error;
 mod export;
+#[cfg(feature = "redis")]
+mod fleet;
 mod give_up;
 #[cfg(feature = "tonic")]
 pub mod grpc;
@@ -71,6 +73,12 @@ pub mod __private {
     };
     pub use crate::clock::{now_nanos, origin};
     pub use crate::counters::OpCounters;
+    /// True while this process's breakers and budgets named in `[fleet]` are shared through
+    /// Redis (its last sync succeeded).
+    #[cfg(feature = "redis")]
+    pub fn fleet_connected() -> bool {
+        crate::fleet::connected()
+    }
     pub use crate::error::FromGuardError;
     pub use crate::jitter::{jittered, random_unit, seed as seed_jitter};
     pub use crate::registry::{breaker, budget, DECLARED_BREAKERS, DECLARED_BUDGETS};

@@ -113,11 +113,8 @@ impl Breaker {
         match force {
             Force::Open => {
                 let (from, generation) = self.move_to(false);
-                self.open_dur.store(self.limits().open_for, Relaxed);
-                self.open_until.store(u64::MAX, Relaxed);
-                self.open_gen.store(generation, Release);
-                self.opened.fetch_add(1, Relaxed);
-                self.log(from, BreakerState::Open, "forced open", 0);
+                let nominal = self.limits().open_for;
+                self.publish_open(generation, from, nominal, u64::MAX, "forced open", 0);
             }
             Force::Closed => {
                 let (from, _) = self.move_to(true);

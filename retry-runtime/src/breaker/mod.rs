@@ -2,12 +2,16 @@
 //! called, built from its config, state machine, failure window and permits (one file each).
 
 mod config;
+#[cfg(feature = "redis")]
+mod fleet;
 mod manual;
 mod permit;
 mod state;
 mod window;
 
 pub use config::{BreakerConfig, Window};
+#[cfg(feature = "redis")]
+pub(crate) use fleet::{FleetView, LOCAL_CHANGE};
 pub use manual::Force;
 pub use permit::Permit;
 pub(crate) use permit::RawPermit;
@@ -96,6 +100,9 @@ pub struct Breaker {
     open_until: AtomicU64,
     /// The generation whose `open_until` is published.
     open_gen: AtomicU32,
+    /// Until when (clock nanoseconds) an open breaker stays open past its open time because
+    /// another process of the fleet holds the half-open probes (`fleet.rs`); 0: no hold.
+    hold_until: AtomicU64,
     /// When the current half-open period gives up on its probes (clock nanoseconds); valid
     /// once `probe_gen` names it.
     probe_until: AtomicU64,
@@ -126,6 +133,7 @@ macro_rules! new_breaker {
             force: std::sync::atomic::AtomicU8::new(manual::FORCE_AUTO),
             open_until: AtomicU64::new(0),
             open_gen: AtomicU32::new(0),
+            hold_until: AtomicU64::new(0),
             probe_until: AtomicU64::new(0),
             probe_gen: AtomicU32::new(0),
             open_dur: AtomicU64::new(0),
@@ -230,7 +238,7 @@ impl Breaker {
                         probe: false,
                     })
                 }
-                OPEN => match self.open_left(generation, now) {
+                OPEN => match self.open_left(generation, now).max(self.hold_left(now)) {
                     0 => half_open_word(generation.wrapping_add(1), 1, 0),
                     left => return self.refuse(left),
                 },
@@ -293,6 +301,11 @@ impl Breaker {
         }
     }
 
+    /// Nanoseconds left of a fleet's hold on the probes (0 without one: see `fleet.rs`).
+    fn hold_left(&self, now: u64) -> u64 {
+        self.hold_until.load(Acquire).saturating_sub(now)
+    }
+
     /// Nanoseconds left before the half-open period `generation` gives up on its probes; while
     /// its opener has not yet published the end, the nominal `probe_timeout`, never 0.
     fn probe_left(&self, generation: u32, now: u64) -> u64 {
@@ -320,7 +333,12 @@ impl Breaker {
         }
         match word & KIND_MASK {
             CLOSED => false,
-            OPEN => self.open_left(generation_of(word), clock_now()) > 0,
+            OPEN => {
+                let now = clock_now();
+                self.open_left(generation_of(word), now)
+                    .max(self.hold_left(now))
+                    > 0
+            }
             _ => in_flight_of(word) + succeeded_of(word) >= self.limits().probes,
         }
     }
@@ -355,7 +373,10 @@ impl Breaker {
         if word & KIND_MASK != OPEN {
             return None;
         }
-        let left = self.open_left(generation_of(word), clock_now());
+        let now = clock_now();
+        let left = self
+            .open_left(generation_of(word), now)
+            .max(self.hold_left(now));
         Some(Duration::from_nanos(left))
     }
 

@@ -133,12 +133,16 @@ impl Breaker {
                             "probe failed",
                             1,
                         ),
-                        (ProbeOutcome::Success, CLOSED) => self.log(
-                            BreakerState::HalfOpen,
-                            BreakerState::Closed,
-                            "probes succeeded",
-                            0,
-                        ),
+                        (ProbeOutcome::Success, CLOSED) => {
+                            self.log(
+                                BreakerState::HalfOpen,
+                                BreakerState::Closed,
+                                "probes succeeded",
+                                0,
+                            );
+                            #[cfg(feature = "redis")]
+                            super::fleet::local_change();
+                        }
                         _ => {}
                     }
                     return;
@@ -168,8 +172,25 @@ impl Breaker {
             let jittered = (doubled as f64 * jitter_factor()) as u64;
             (doubled, jittered.min(g.open_max))
         };
+        let until = now.saturating_add(open_for);
+        self.publish_open(generation, from, nominal, until, reason, failures);
+        #[cfg(feature = "redis")]
+        super::fleet::local_change();
+    }
+
+    /// The one thread whose CAS moved the state word to open (period `generation`) publishes
+    /// its nominal duration and end (`until`, clock nanoseconds), counts it and logs.
+    pub(super) fn publish_open(
+        &self,
+        generation: u32,
+        from: BreakerState,
+        nominal: u64,
+        until: u64,
+        reason: &'static str,
+        failures: u64,
+    ) {
         self.open_dur.store(nominal, Relaxed);
-        self.open_until.store(now.saturating_add(open_for), Relaxed);
+        self.open_until.store(until, Relaxed);
         self.open_gen.store(generation, Release);
         self.opened.fetch_add(1, Relaxed);
         self.log(from, BreakerState::Open, reason, failures);

@@ -17,6 +17,15 @@ pub(super) fn env_layer(names: &Names) -> Result<Layer, ConfigError> {
     for (var, value) in vars {
         let parts: Vec<&str> = var.split("__").collect();
         let problem = |message: String| Problem::new(&var, 0, 0, "", message);
+        if parts.len() == 3 && parts[1].eq_ignore_ascii_case("fleet") {
+            // `[fleet]` has keys and no names: STORMGUARD__FLEET__REDIS=redis://…
+            let key = parts[2].to_ascii_lowercase();
+            match fleet_value(&var, &key, &value) {
+                Ok(one) => merge_layer(&mut layer, one),
+                Err(e) => problems.extend(e.problems().iter().cloned()),
+            }
+            continue;
+        }
         if parts.len() < 4 {
             problems.push(problem(format!(
                 "write STORMGUARD__<SECTION>__<NAME>__<KEY>, like STORMGUARD__RETRY__BILLING__FETCH_INVOICE__ATTEMPTS=5 (section one of {})",
@@ -51,14 +60,7 @@ pub(super) fn env_layer(names: &Names) -> Result<Layer, ConfigError> {
         };
         // The value as TOML (a number, a boolean, a quoted string), else as a string.
         let header = format!("[{section}.\"{}\"]\n{key} = ", name.escape_default());
-        let as_toml = format!("{header}{value}\n");
-        let quoted = format!("{header}\"{}\"\n", value.escape_default());
-        let parsed = if toml::de::DeTable::parse(&as_toml).is_ok() {
-            layer::parse(&var, &as_toml, Some(&var))
-        } else {
-            layer::parse(&var, &quoted, Some(&var))
-        };
-        match parsed {
+        match one_key(&var, &header, &value) {
             Ok(one) => merge_layer(&mut layer, one),
             Err(e) => problems.extend(e.problems().iter().cloned()),
         }
@@ -68,6 +70,32 @@ pub(super) fn env_layer(names: &Names) -> Result<Layer, ConfigError> {
     } else {
         Err(ConfigError::new(problems))
     }
+}
+
+/// One variable's value under `header` (ending in `key = `): as TOML (a number, a boolean, a
+/// quoted string, a list), else as a string.
+fn one_key(var: &str, header: &str, value: &str) -> Result<Layer, ConfigError> {
+    let as_toml = format!("{header}{value}\n");
+    if toml::de::DeTable::parse(&as_toml).is_ok() {
+        layer::parse(var, &as_toml, Some(var))
+    } else {
+        let quoted = format!("{header}\"{}\"\n", value.escape_default());
+        layer::parse(var, &quoted, Some(var))
+    }
+}
+
+/// `STORMGUARD__FLEET__<KEY>`; `SHARE` also takes a comma-separated list of names.
+fn fleet_value(var: &str, key: &str, value: &str) -> Result<Layer, ConfigError> {
+    let header = format!("[fleet]\n{key} = ");
+    let list_like = value.trim_start().starts_with('[');
+    if key == "share" && !list_like {
+        let names: Vec<String> = value
+            .split(',')
+            .map(|n| format!("\"{}\"", n.trim().escape_default()))
+            .collect();
+        return one_key(var, &header, &format!("[{}]", names.join(", ")));
+    }
+    one_key(var, &header, value)
 }
 
 /// A name as an environment variable spells it.
@@ -105,4 +133,9 @@ pub(super) fn merge_layer(into: &mut Layer, one: Layer) {
         force
     );
     fold!(budget, capacity, ratio, min_per_sec, max_concurrent);
+    let (into, one) = (&mut into.fleet, one.fleet);
+    macro_rules! keep {
+        ($($field:ident),*) => { $(if one.$field.is_some() { into.$field = one.$field; })* };
+    }
+    keep!(redis, share, sync, prefix);
 }

@@ -79,15 +79,30 @@ pub(crate) struct BudgetKeys {
     pub(crate) max_concurrent: Option<Set<u32>>,
 }
 
+/// `[fleet]`: breakers and budgets shared through Redis (feature `redis`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct FleetKeys {
+    /// The Redis URL (it may hold credentials: never printed or logged whole).
+    pub(crate) redis: Option<Set<String>>,
+    pub(crate) share: Option<Set<Vec<String>>>,
+    pub(crate) sync: Option<Set<Duration>>,
+    pub(crate) prefix: Option<Set<String>>,
+}
+
 /// Every override of one layer, by section and name.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Layer {
     pub(crate) retry: BTreeMap<String, RetryKeys>,
     pub(crate) breaker: BTreeMap<String, BreakerKeys>,
     pub(crate) budget: BTreeMap<String, BudgetKeys>,
+    pub(crate) fleet: FleetKeys,
 }
 
-pub(crate) const SECTIONS: &[&str] = &["retry", "breaker", "budget"];
+pub(crate) const SECTIONS: &[&str] = &["retry", "breaker", "budget", "fleet"];
+pub(crate) const FLEET_KEYS: &[&str] = &["redis", "share", "sync", "prefix"];
+/// The shortest and longest `sync` accepted.
+pub(crate) const FLEET_SYNC: (Duration, Duration) =
+    (Duration::from_millis(10), Duration::from_secs(60));
 pub(crate) const RETRY_KEYS: &[&str] = &[
     "attempts", "backoff", "base", "max", "jitter", "timeout", "deadline", "enabled",
 ];
@@ -157,6 +172,10 @@ pub(crate) fn parse(source: &str, text: &str, env: Option<&str>) -> Result<Layer
     let mut problems = Vec::new();
     for (section, value) in root.get_ref() {
         let at = section.span().start;
+        if section.get_ref() == "fleet" {
+            parse_fleet(&mut layer.fleet, &mut problems, &place, at, value);
+            continue;
+        }
         let Some(names) = value.get_ref().as_table() else {
             problems.push(place.problem(
                 at,
@@ -202,11 +221,6 @@ pub(crate) fn parse(source: &str, text: &str, env: Option<&str>) -> Result<Layer
                         key,
                         value,
                     ),
-                    "fleet" => Err(place.problem(
-                        at,
-                        "fleet",
-                        "`[fleet]` (breakers and budgets shared through Redis) is not built yet in this version of stormguard; remove the section".into(),
-                    )),
                     other => Err(place.problem(
                         at,
                         other,
@@ -262,6 +276,104 @@ fn set<T>(place: &Place<'_>, key: &Key<'_>, value: T) -> Option<Set<T>> {
         origin: place.origin(at),
         at: place.line_col(at),
     })
+}
+
+/// `[fleet]`'s keys, straight under the header (no names below it).
+fn parse_fleet(
+    keys: &mut FleetKeys,
+    problems: &mut Vec<Problem>,
+    place: &Place<'_>,
+    at: usize,
+    value: &Value<'_>,
+) {
+    let Some(table) = value.get_ref().as_table() else {
+        problems.push(place.problem(at, "fleet", "`fleet` is a section: write a `[fleet]` header and its keys (redis, share, sync, prefix) on the lines below".into()));
+        return;
+    };
+    if !cfg!(feature = "redis") {
+        problems.push(place.problem(at, "fleet", "this program is built without Redis support, so `[fleet]` cannot apply; build it with stormguard's feature `redis` (`stormguard = { version = \"…\", features = [\"redis\"] }`), or remove the section".into()));
+        return;
+    }
+    for (key, value) in table {
+        if let Err(p) = set_fleet(keys, place, key, value) {
+            problems.push(p);
+        }
+    }
+}
+
+fn set_fleet(
+    keys: &mut FleetKeys,
+    place: &Place<'_>,
+    key: &Key<'_>,
+    value: &Value<'_>,
+) -> Result<(), Problem> {
+    let k = key.get_ref().as_ref();
+    match k {
+        "redis" => {
+            let url = string(place, key, value, "redis = \"redis://127.0.0.1:6379/0\"")?;
+            // The URL may hold a password: no message repeats it.
+            let scheme = url.split("://").next().unwrap_or("");
+            if !url.contains("://") || !["redis", "rediss", "unix", "redis+unix"].contains(&scheme)
+            {
+                return Err(bad(place, value, k, "this is not a Redis URL; write redis = \"redis://host:6379/0\" (\"rediss://…\" for TLS, \"redis://user:password@host:6379/0\" with credentials, \"unix:///path/to/redis.sock\" for a socket)".into()));
+            }
+            #[cfg(feature = "redis")]
+            if let Err(e) = redis::IntoConnectionInfo::into_connection_info(url) {
+                return Err(bad(
+                    place,
+                    value,
+                    k,
+                    format!(
+                        "this Redis URL does not parse ({}); write redis = \"redis://host:6379/0\"",
+                        e
+                    ),
+                ));
+            }
+            keys.redis = set(place, key, url.to_owned());
+        }
+        "share" => {
+            let example = "share = [\"payments\"]";
+            let Some(items) = value.get_ref().as_array() else {
+                return Err(bad(
+                    place,
+                    value,
+                    k,
+                    format!(
+                        "expected a list of breaker and budget names, found {}; write {example}",
+                        value.get_ref().type_str()
+                    ),
+                ));
+            };
+            let mut names = Vec::new();
+            for item in items {
+                match item.get_ref().as_str() {
+                    Some(n) if !n.is_empty() => names.push(n.to_owned()),
+                    _ => return Err(bad(place, item, k, format!("each item is a breaker's or budget's name as a string; write {example}"))),
+                }
+            }
+            keys.share = set(place, key, names);
+        }
+        "sync" => {
+            let d = dur(place, key, value)?;
+            let (low, high) = FLEET_SYNC;
+            if d < low || d > high {
+                return Err(bad(place, value, k, format!("`sync` is how often each process exchanges counts with Redis: between {}ms and {}s; write sync = \"200ms\"", low.as_millis(), high.as_secs())));
+            }
+            keys.sync = set(place, key, d);
+        }
+        "prefix" => {
+            let p = string(place, key, value, "prefix = \"stormguard:prod\"")?;
+            if p.is_empty()
+                || p.len() > 100
+                || p.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(bad(place, value, k, "a key prefix is 1 to 100 characters without spaces; write prefix = \"stormguard:prod\"".into()));
+            }
+            keys.prefix = set(place, key, p.to_owned());
+        }
+        other => return Err(unknown_key(place, key, other, "fleet", FLEET_KEYS)),
+    }
+    Ok(())
 }
 
 fn set_retry(
@@ -429,7 +541,8 @@ fn unknown_key(
         key.span().start,
         k,
         format!(
-            "unknown key `{k}` in a `[{section}…]` section; {}the keys are {}",
+            "unknown key `{k}` in a `[{section}{}]` section; {}the keys are {}",
+            if section == "fleet" { "" } else { "…" },
             did_you_mean(k, known),
             list(known)
         ),

@@ -144,6 +144,8 @@ fn install(file: Layer) -> Result<(), ConfigError> {
     let (changes, forced, to_force) = commit(&plan, &previous.forced, was_enabled);
     *guard = Some(Applied { file, env, forced });
     drop(guard);
+    #[cfg(feature = "redis")]
+    crate::fleet::configure(plan.fleet);
     // Outside the lock: a tracing layer may call back into the library. Forcing logs.
     for (breaker, force) in to_force {
         breaker.force(force);

@@ -58,6 +58,9 @@ pub(crate) struct Plan {
     pub(crate) sites: Vec<(&'static Site, Option<Policy>, bool)>,
     pub(crate) breakers: Vec<(&'static Breaker, Option<BreakerConfig>, Option<ForceKey>)>,
     pub(crate) budgets: Vec<(&'static Budget, Option<BudgetConfig>)>,
+    /// What `[fleet]` shares (`None`: nothing; feature `redis`).
+    #[cfg(feature = "redis")]
+    pub(crate) fleet: Option<crate::fleet::FleetPlan>,
 }
 
 fn at<T>(set: &Set<T>, key: &str, message: String) -> Problem {
@@ -196,6 +199,8 @@ pub(crate) fn plan(names: &Names, file: &Layer, env: &Layer) -> Result<Plan, Con
         sites: Vec::new(),
         breakers: Vec::new(),
         budgets: Vec::new(),
+        #[cfg(feature = "redis")]
+        fleet: fleet_plan(names, file, env, &mut problems),
     };
     for (op, sites) in &names.ops {
         let keys = merged_retry(file, env, op);
@@ -236,6 +241,73 @@ pub(crate) fn plan(names: &Names, file: &Layer, env: &Layer) -> Result<Plan, Con
     } else {
         Err(ConfigError::new(problems))
     }
+}
+
+/// The environment's value of a key, else the file's.
+#[cfg(feature = "redis")]
+fn pick<T: Clone>(file: &Option<Set<T>>, env: &Option<Set<T>>) -> Option<Set<T>> {
+    env.clone().or_else(|| file.clone())
+}
+
+/// `[fleet]` with the environment over the file, checked against the program's names.
+#[cfg(feature = "redis")]
+fn fleet_plan(
+    names: &Names,
+    file: &Layer,
+    env: &Layer,
+    problems: &mut Vec<Problem>,
+) -> Option<crate::fleet::FleetPlan> {
+    let (under, over) = (&file.fleet, &env.fleet);
+    let redis: Option<Set<String>> = pick(&under.redis, &over.redis);
+    let share: Option<Set<Vec<String>>> = pick(&under.share, &over.share);
+    let sync: Option<Set<std::time::Duration>> = pick(&under.sync, &over.sync);
+    let prefix: Option<Set<String>> = pick(&under.prefix, &over.prefix);
+    let first = [
+        redis.as_ref().map(|s| s.origin.clone()),
+        share.as_ref().map(|s| s.origin.clone()),
+        sync.as_ref().map(|s| s.origin.clone()),
+        prefix.as_ref().map(|s| s.origin.clone()),
+    ]
+    .into_iter()
+    .flatten()
+    .next()?;
+    let Some(url) = redis else {
+        let (source, line) = match first {
+            Origin::File { source, line } => (source, line),
+            Origin::Env(var) => (var, 0),
+        };
+        problems.push(Problem::new(&source, line, 0, "redis", "`[fleet]` needs the Redis to share through; write redis = \"redis://127.0.0.1:6379/0\" under it (or set STORMGUARD__FLEET__REDIS), or remove the section".into()));
+        return None;
+    };
+    let mut breakers = Vec::new();
+    let mut budgets = Vec::new();
+    if let Some(share) = &share {
+        for name in &share.value {
+            let breaker = names.breakers.get(name.as_str());
+            let budget = names.budgets.get(name.as_str());
+            if breaker.is_none() && budget.is_none() {
+                let mut known: Vec<&str> = names.breakers.keys().copied().collect();
+                known.extend(names.budgets.keys().copied().filter(|n| !n.is_empty()));
+                known.sort();
+                known.dedup();
+                problems.push(at(share, "share", format!(
+                    "no circuit breaker or retry budget of this program is named `{name}`; {}the names are: {}",
+                    did_you_mean(name, &known),
+                    if known.is_empty() { "(none)".to_string() } else { super::layer::list(&known) }
+                )));
+                continue;
+            }
+            breakers.extend(breaker.copied());
+            budgets.extend(budget.copied());
+        }
+    }
+    Some(crate::fleet::FleetPlan {
+        url: url.value,
+        prefix: prefix.map_or_else(|| "stormguard".to_owned(), |p| p.value),
+        sync: sync.map_or(std::time::Duration::from_millis(200), |s| s.value),
+        breakers,
+        budgets,
+    })
 }
 
 fn site_policy(compiled: &Policy, keys: &RetryKeys, op: &str) -> Result<Policy, Problem> {

@@ -1,0 +1,655 @@
+//! Fleet-shared breakers and budgets on a real `redis-server` and real OS processes: this test
+//! binary starts Redis on a free port, a TCP downstream, and copies of itself as the fleet's
+//! processes (`FLEET_CHILD` set), then measures what the fleet sends through an outage and
+//! through Redis faults (down at start, paused with SIGSTOP, killed, restarted empty).
+//!
+//! Without `redis-server` on PATH it prints one line and passes, unless
+//! `STORMGUARD_REDIS_TESTS` is set (CI sets it): then a missing Redis fails the test.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use stormguard::retry;
+
+/// Wall-clock milliseconds: the one clock every process of the test shares.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+// ---------------------------------------------------------------------------------------
+// The fleet's process (the child).
+// ---------------------------------------------------------------------------------------
+
+stormguard::breakers! {
+    payments { consecutive_failures: 5, open_for: "600ms", open_max: "600ms", half_open_probes: 1, probe_timeout: "1s" }
+}
+
+stormguard::budgets! {
+    payments { capacity: 20, ratio: 0.125, min_per_sec: 1 }
+}
+
+#[derive(Debug)]
+struct Down(String);
+
+impl std::fmt::Display for Down {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "downstream: {}", self.0)
+    }
+}
+
+impl std::error::Error for Down {}
+
+impl From<stormguard::GuardError> for Down {
+    fn from(e: stormguard::GuardError) -> Self {
+        Down(e.to_string())
+    }
+}
+
+/// One request: `<process> <attempt>\n`, answered `ok` or `err`.
+async fn request(addr: &str, id: u32) -> Result<(), Down> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| Down(e.to_string()))?;
+    let line = format!("{id} {}\n", stormguard::attempt());
+    s.write_all(line.as_bytes())
+        .await
+        .map_err(|e| Down(e.to_string()))?;
+    let mut answer = String::new();
+    tokio::io::BufReader::new(s)
+        .read_line(&mut answer)
+        .await
+        .map_err(|e| Down(e.to_string()))?;
+    match answer.trim() {
+        "ok" => Ok(()),
+        other => Err(Down(other.to_owned())),
+    }
+}
+
+#[retry(
+    name = "guarded",
+    attempts = 3,
+    backoff = "fixed",
+    base = "5ms",
+    timeout = "500ms",
+    breaker = "payments",
+    budget = "payments"
+)]
+async fn guarded(addr: &str, id: u32) -> Result<(), Down> {
+    request(addr, id).await
+}
+
+#[retry(
+    name = "budgeted",
+    attempts = 3,
+    backoff = "fixed",
+    base = "5ms",
+    timeout = "500ms",
+    budget = "payments"
+)]
+async fn budgeted(addr: &str, id: u32) -> Result<(), Down> {
+    request(addr, id).await
+}
+
+fn child() {
+    let env = |k: &str| std::env::var(k).unwrap_or_default();
+    let id: u32 = env("FLEET_ID").parse().unwrap();
+    let addr = env("FLEET_DOWNSTREAM");
+    let run = Duration::from_millis(env("FLEET_RUN_MS").parse().unwrap());
+    let every = Duration::from_millis(env("FLEET_EVERY_MS").parse().unwrap());
+    let budget_only = env("FLEET_FN") == "budgeted";
+    tracing_subscriber::fmt()
+        .with_env_filter("stormguard=info")
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    if let Err(e) = stormguard::config::apply(&env("FLEET_CONFIG")) {
+        println!("config-error {e}");
+        std::process::exit(2);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let addr: &'static str = Box::leak(addr.into_boxed_str());
+        // Transitions of the breaker and of the link to Redis, as this process sees them.
+        tokio::spawn(async {
+            let breaker = stormguard::breaker("payments");
+            let (mut state, mut link) = (None, None);
+            loop {
+                let s = breaker.state();
+                if state != Some(s) {
+                    println!("state {} {s:?}", now_ms());
+                    state = Some(s);
+                }
+                let l = stormguard::__private::fleet_connected();
+                if link != Some(l) {
+                    println!("connected {} {}", now_ms(), l as u8);
+                    link = Some(l);
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        let end = tokio::time::Instant::now() + run;
+        let mut calls = Vec::new();
+        let mut tick = tokio::time::interval(every);
+        while tokio::time::Instant::now() < end {
+            tick.tick().await;
+            calls.push(tokio::spawn(async move {
+                let started = now_ms();
+                let r = if budget_only {
+                    budgeted(addr, id).await
+                } else {
+                    guarded(addr, id).await
+                };
+                (started, r.is_ok(), now_ms() - started)
+            }));
+        }
+        let (mut ok, mut failed, mut slowest) = (0, 0, 0);
+        for c in calls {
+            let (_, good, took) = c.await.unwrap();
+            if good {
+                ok += 1
+            } else {
+                failed += 1
+            }
+            slowest = slowest.max(took);
+        }
+        println!("done {ok} {failed} {slowest}");
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// The parent: Redis, the downstream, the processes, the measurements.
+// ---------------------------------------------------------------------------------------
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `redis-server` of the test's own, without persistence (a restart starts empty).
+struct Redis {
+    port: u16,
+    process: Option<Child>,
+}
+
+impl Redis {
+    fn on_free_port() -> Redis {
+        Redis {
+            port: free_port(),
+            process: None,
+        }
+    }
+
+    fn start(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.process = Some(child);
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("redis-server did not listen on port {}", self.port);
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.process.as_ref().unwrap().id().to_string();
+        let status = Command::new("kill").args([sig, &pid]).status().unwrap();
+        assert!(status.success(), "kill {sig} {pid}");
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if self.process.is_some() {
+            self.signal("-CONT");
+        }
+        self.kill();
+    }
+}
+
+/// The downstream: answers `ok`, or `err` while `failing`; logs every request.
+struct Downstream {
+    addr: String,
+    failing: Arc<AtomicBool>,
+    /// (time ms, process, attempt) of every request.
+    log: Arc<Mutex<Vec<(u64, u32, u32)>>>,
+}
+
+impl Downstream {
+    fn start(rt: &tokio::runtime::Runtime) -> Downstream {
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let failing = Arc::new(AtomicBool::new(false));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (f, l) = (failing.clone(), log.clone());
+        rt.spawn(async move {
+            loop {
+                let Ok((s, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (f, l) = (f.clone(), l.clone());
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+                    let mut s = tokio::io::BufReader::new(s);
+                    let mut line = String::new();
+                    if s.read_line(&mut line).await.is_err() {
+                        return;
+                    }
+                    let mut parts = line.split_whitespace().map(|p| p.parse().unwrap_or(0));
+                    let (who, attempt) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+                    l.lock().unwrap().push((now_ms(), who, attempt));
+                    let answer: &[u8] = if f.load(Ordering::SeqCst) {
+                        b"err\n"
+                    } else {
+                        b"ok\n"
+                    };
+                    let _ = s.get_mut().write_all(answer).await;
+                });
+            }
+        });
+        Downstream { addr, failing, log }
+    }
+
+    fn requests(&self, from: u64, to: u64) -> Vec<(u64, u32, u32)> {
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .filter(|(t, _, _)| *t >= from && *t < to)
+            .copied()
+            .collect()
+    }
+}
+
+/// One process of the fleet, its output collected as it runs.
+struct Proc {
+    child: Child,
+    out: Arc<Mutex<Vec<String>>>,
+    err: Arc<Mutex<Vec<String>>>,
+}
+
+struct Spec<'a> {
+    id: u32,
+    downstream: &'a str,
+    config: &'a str,
+    run_ms: u64,
+    every_ms: u64,
+    function: &'a str,
+}
+
+fn spawn(spec: Spec<'_>) -> Proc {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env("FLEET_CHILD", "1")
+        .env("FLEET_ID", spec.id.to_string())
+        .env("FLEET_DOWNSTREAM", spec.downstream)
+        .env("FLEET_CONFIG", spec.config)
+        .env("FLEET_RUN_MS", spec.run_ms.to_string())
+        .env("FLEET_EVERY_MS", spec.every_ms.to_string())
+        .env("FLEET_FN", spec.function)
+        .env_remove("STORMGUARD_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let collect = |pipe: Box<dyn std::io::Read + Send>| {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let into = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                into.lock().unwrap().push(line);
+            }
+        });
+        lines
+    };
+    let out = collect(Box::new(child.stdout.take().unwrap()));
+    let err = collect(Box::new(child.stderr.take().unwrap()));
+    Proc { child, out, err }
+}
+
+impl Proc {
+    fn finish(mut self) -> Finished {
+        let status = self.child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(50)); // the readers drain the pipes
+        let out = self.out.lock().unwrap().clone();
+        let err = self.err.lock().unwrap().clone();
+        assert!(
+            status.success(),
+            "a fleet process failed ({status}):\n{}\n{}",
+            out.join("\n"),
+            err.join("\n")
+        );
+        Finished { out, err }
+    }
+}
+
+struct Finished {
+    out: Vec<String>,
+    err: Vec<String>,
+}
+
+impl Finished {
+    /// Times of the `kind` lines (`state`, `connected`) whose value is `value`.
+    fn times(&self, kind: &str, value: &str) -> Vec<u64> {
+        self.out
+            .iter()
+            .filter_map(|l| {
+                let mut p = l.split(' ');
+                (p.next() == Some(kind)).then_some(())?;
+                let t = p.next()?.parse().ok()?;
+                (p.next() == Some(value)).then_some(t)
+            })
+            .collect()
+    }
+
+    /// (ok, failed, slowest ms) from the `done` line.
+    fn done(&self) -> (u64, u64, u64) {
+        let line = self.out.iter().find(|l| l.starts_with("done ")).unwrap();
+        let v: Vec<u64> = line[5..].split(' ').map(|x| x.parse().unwrap()).collect();
+        (v[0], v[1], v[2])
+    }
+
+    fn warns(&self, containing: &str) -> usize {
+        self.err
+            .iter()
+            .filter(|l| l.contains("WARN") && l.contains(containing))
+            .count()
+    }
+
+    fn infos(&self, containing: &str) -> usize {
+        self.err
+            .iter()
+            .filter(|l| l.contains("INFO") && l.contains(containing))
+            .count()
+    }
+}
+
+fn fleet_config(redis: &str, prefix: &str, sync_ms: u64) -> String {
+    format!("[fleet]\nredis = \"{redis}\"\nshare = [\"payments\"]\nsync = \"{sync_ms}ms\"\nprefix = \"{prefix}\"\n")
+}
+
+/// Groups request times into bursts separated by more than `gap` ms.
+fn bursts(times: &[u64], gap: u64) -> Vec<usize> {
+    let mut out: Vec<usize> = Vec::new();
+    let mut last = None;
+    for &t in times {
+        match last {
+            Some(l) if t - l <= gap => *out.last_mut().unwrap() += 1,
+            _ => out.push(1),
+        }
+        last = Some(t);
+    }
+    out
+}
+
+const SYNC_MS: u64 = 100;
+
+/// What one outage run measured.
+#[derive(Debug)]
+struct OutageRun {
+    /// From the first breaker opening to each other process's opening (ms).
+    open_lag: Vec<u64>,
+    /// Requests after the last process stopped calling, per half-open window, until the end.
+    probes_per_window: Vec<usize>,
+    /// From the outage's end to the last process's first successful request (ms).
+    recovery: u64,
+    opened_by_fleet: usize,
+}
+
+/// N processes; process 0 calls every 5 ms, the others every 100 ms (so only process 0 can
+/// reach `consecutive_failures` quickly); a 3 s outage after 1 s.
+fn outage_run(rt: &tokio::runtime::Runtime, config: &str, n: u32) -> OutageRun {
+    let down = Downstream::start(rt);
+    let procs: Vec<Proc> = (0..n)
+        .map(|id| {
+            spawn(Spec {
+                id,
+                downstream: &down.addr,
+                config,
+                run_ms: 6000,
+                every_ms: if id == 0 { 5 } else { 100 },
+                function: "guarded",
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let outage_start = now_ms();
+    down.failing.store(true, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(3000));
+    let outage_end = now_ms();
+    down.failing.store(false, Ordering::SeqCst);
+    let done: Vec<Finished> = procs.into_iter().map(Proc::finish).collect();
+
+    let opened = |f: &Finished| {
+        f.times("state", "Open")
+            .into_iter()
+            .find(|t| *t >= outage_start)
+            .expect("every process's breaker opens in the outage")
+    };
+    let first_open = done.iter().map(opened).min().unwrap();
+    let open_lag: Vec<u64> = done[1..].iter().map(|f| opened(f) - first_open).collect();
+    // Calls (first attempts) after every process opened: only probes, by half-open window.
+    let all_open = first_open + open_lag.iter().copied().max().unwrap_or(0);
+    let during = down.requests(all_open + 1, outage_end);
+    let probe_times: Vec<u64> = during.iter().map(|r| r.0).collect();
+    let after = down.requests(outage_end, u64::MAX);
+    let recovery = (0..n)
+        .map(|id| {
+            after
+                .iter()
+                .find(|r| r.1 == id)
+                .map_or(u64::MAX, |r| r.0 - outage_end)
+        })
+        .max()
+        .unwrap();
+    OutageRun {
+        open_lag,
+        probes_per_window: bursts(&probe_times, 50),
+        recovery,
+        opened_by_fleet: done.iter().map(|f| f.infos("opened by the fleet")).sum(),
+    }
+}
+
+fn shared_breaker_stops_the_fleet(rt: &tokio::runtime::Runtime, redis: &Redis) {
+    let n = 6;
+    let shared = outage_run(rt, &fleet_config(&redis.url(), "t-outage", SYNC_MS), n);
+    let local = outage_run(rt, "", n);
+    println!("fleet: outage, {n} processes, sync {SYNC_MS} ms, half_open_probes 1");
+    println!("  shared: {shared:?}");
+    println!("  local:  {local:?}");
+    // Within `sync` + 100 ms of the first opening, every process has opened.
+    assert!(
+        shared.open_lag.iter().all(|l| *l <= SYNC_MS + 100),
+        "open lag {:?}",
+        shared.open_lag
+    );
+    assert!(shared.opened_by_fleet >= (n - 1) as usize);
+    // The fleet's half-open probes: one per window, not one per process.
+    assert!(!shared.probes_per_window.is_empty());
+    assert!(
+        shared.probes_per_window.iter().all(|p| *p <= 1),
+        "probes per half-open window: {:?}",
+        shared.probes_per_window
+    );
+    assert!(shared.recovery < 2000, "recovery {} ms", shared.recovery);
+}
+
+/// Amplification of a shared budget (no breaker) against the same processes' local budgets.
+fn shared_budget_bounds_the_fleet(rt: &tokio::runtime::Runtime, redis: &Redis) {
+    let run = |config: &str| {
+        let down = Downstream::start(rt);
+        let procs: Vec<Proc> = (0..5)
+            .map(|id| {
+                spawn(Spec {
+                    id,
+                    downstream: &down.addr,
+                    config,
+                    run_ms: 5000,
+                    every_ms: 20,
+                    function: "budgeted",
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(2500));
+        let start = now_ms();
+        down.failing.store(true, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(2000));
+        let end = now_ms();
+        down.failing.store(false, Ordering::SeqCst);
+        for p in procs {
+            p.finish();
+        }
+        let during = down.requests(start, end);
+        let first = during.iter().filter(|r| r.2 <= 1).count() as f64;
+        during.len() as f64 / first
+    };
+    let shared = run(&fleet_config(&redis.url(), "t-budget", SYNC_MS));
+    let local = run("");
+    println!("fleet: budget, 5 processes × 50 calls/s, 2 s outage, capacity 20: amplification shared {shared:.3}, local {local:.3}");
+    assert!(shared <= 1.1, "shared amplification {shared:.3}");
+    assert!(shared < local, "shared {shared:.3} vs local {local:.3}");
+}
+
+/// Redis down at start-up, paused, killed, restarted empty: every process keeps serving,
+/// falls back within about one `sync`, logs one `warn` per fall, and reconnects.
+fn faults_fall_back_and_recover(rt: &tokio::runtime::Runtime) {
+    let mut redis = Redis::on_free_port();
+    let down = Downstream::start(rt);
+    let config = fleet_config(&redis.url(), "t-faults", SYNC_MS);
+    let procs: Vec<Proc> = (0..3)
+        .map(|id| {
+            spawn(Spec {
+                id,
+                downstream: &down.addr,
+                config: &config,
+                run_ms: 9000,
+                every_ms: 20,
+                function: "guarded",
+            })
+        })
+        .collect();
+    let t0 = now_ms();
+    std::thread::sleep(Duration::from_millis(1000));
+    redis.start();
+    let started = now_ms();
+    std::thread::sleep(Duration::from_millis(2000));
+    redis.signal("-STOP");
+    let stopped = now_ms();
+    std::thread::sleep(Duration::from_millis(1000));
+    redis.signal("-CONT");
+    let resumed = now_ms();
+    std::thread::sleep(Duration::from_millis(2000));
+    redis.kill();
+    let killed = now_ms();
+    std::thread::sleep(Duration::from_millis(500));
+    redis.start();
+    let restarted = now_ms();
+    let done: Vec<Finished> = procs.into_iter().map(Proc::finish).collect();
+    let mut report = BTreeMap::new();
+    for (i, f) in done.iter().enumerate() {
+        let ups = f.times("connected", "1");
+        let downs = f.times("connected", "0");
+        let first_after = |v: &[u64], t: u64| v.iter().copied().find(|x| *x >= t).map(|x| x - t);
+        let up_after_start = first_after(&ups, started).expect("connects once Redis starts");
+        let down_after_stop = first_after(&downs, stopped).expect("falls back when paused");
+        let up_after_cont = first_after(&ups, resumed).expect("reconnects after SIGCONT");
+        let down_after_kill = first_after(&downs, killed).expect("falls back when killed");
+        let up_after_restart = first_after(&ups, restarted).expect("reconnects to an empty Redis");
+        let (ok, failed, slowest) = f.done();
+        report.insert(
+            i,
+            (
+                up_after_start,
+                down_after_stop,
+                up_after_cont,
+                down_after_kill,
+                up_after_restart,
+                ok,
+                failed,
+                slowest,
+            ),
+        );
+        // Paused or killed, Redis is noticed within one `sync` plus the round's own timeout.
+        assert!(
+            down_after_stop <= 2 * SYNC_MS + 100,
+            "SIGSTOP noticed after {down_after_stop} ms"
+        );
+        assert!(
+            down_after_kill <= 2 * SYNC_MS + 100,
+            "kill noticed after {down_after_kill} ms"
+        );
+        assert!(up_after_start <= 2500 && up_after_cont <= 2500 && up_after_restart <= 2500);
+        // No call lost its result or waited on Redis: all succeeded, none slow.
+        assert_eq!(failed, 0, "process {i}: failed calls");
+        assert!(ok >= 400, "process {i}: {ok} calls");
+        assert!(slowest < 100, "process {i}: a call took {slowest} ms");
+        // One `warn` per fall (down at start, paused, killed), one per return (started,
+        // resumed, restarted).
+        assert_eq!(f.warns("is unreachable"), 3, "process {i}: {:#?}", f.err);
+        assert_eq!(f.warns("is back;"), 3, "process {i}: {:#?}", f.err);
+        assert!(
+            f.err.iter().all(|l| !l.contains("panicked")),
+            "process {i} panicked"
+        );
+    }
+    let _ = t0;
+    println!("fleet: faults, 3 processes, sync {SYNC_MS} ms; per process (connected after start, fell back after SIGSTOP, reconnected after SIGCONT, fell back after kill, reconnected after restart (ms), ok, failed, slowest call ms): {report:?}");
+}
+
+fn main() {
+    if std::env::var_os("FLEET_CHILD").is_some() {
+        return child();
+    }
+    let have_redis = Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have_redis {
+        if std::env::var_os("STORMGUARD_REDIS_TESTS").is_some() {
+            panic!("STORMGUARD_REDIS_TESTS is set but redis-server is not on PATH (apt-get install -y redis-server)");
+        }
+        println!("fleet: skipped: redis-server is not on PATH (install it, or set STORMGUARD_REDIS_TESTS=1 to make its absence a failure)");
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut redis = Redis::on_free_port();
+    redis.start();
+    shared_breaker_stops_the_fleet(&rt, &redis);
+    shared_budget_bounds_the_fleet(&rt, &redis);
+    faults_fall_back_and_recover(&rt);
+    println!("fleet: 3 scenarios passed");
+}
