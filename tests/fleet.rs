@@ -427,7 +427,15 @@ struct OutageRun {
 
 /// N processes; process 0 calls every 5 ms, the others every 100 ms (so only process 0 can
 /// reach `consecutive_failures` quickly); a 3 s outage after 1 s.
-fn outage_run(rt: &tokio::runtime::Runtime, config: &str, n: u32) -> OutageRun {
+///
+/// With `kill`, that Redis is killed 1.5 s into the outage, and the probes are counted from
+/// then on (the local breakers' own).
+fn outage_run(
+    rt: &tokio::runtime::Runtime,
+    config: &str,
+    n: u32,
+    kill: Option<&mut Redis>,
+) -> OutageRun {
     let down = Downstream::start(rt);
     let procs: Vec<Proc> = (0..n)
         .map(|id| {
@@ -444,10 +452,25 @@ fn outage_run(rt: &tokio::runtime::Runtime, config: &str, n: u32) -> OutageRun {
     std::thread::sleep(Duration::from_millis(1500));
     let outage_start = now_ms();
     down.failing.store(true, Ordering::SeqCst);
-    std::thread::sleep(Duration::from_millis(3000));
+    std::thread::sleep(Duration::from_millis(1500));
+    let killed = kill.map(|redis| {
+        redis.kill();
+        now_ms()
+    });
+    std::thread::sleep(Duration::from_millis(1500));
     let outage_end = now_ms();
     down.failing.store(false, Ordering::SeqCst);
     let done: Vec<Finished> = procs.into_iter().map(Proc::finish).collect();
+    for (i, f) in done.iter().enumerate() {
+        // Every call returned (the process waits for all), none held up by Redis: at most
+        // its 3 attempts of at most 500 ms and their pauses.
+        let (_, _, slowest) = f.done();
+        assert!(slowest < 1700, "process {i}: a call took {slowest} ms");
+        assert!(
+            f.err.iter().all(|l| !l.contains("panicked")),
+            "process {i} panicked"
+        );
+    }
 
     let opened = |f: &Finished| {
         f.times("state", "Open")
@@ -459,7 +482,7 @@ fn outage_run(rt: &tokio::runtime::Runtime, config: &str, n: u32) -> OutageRun {
     let open_lag: Vec<u64> = done[1..].iter().map(|f| opened(f) - first_open).collect();
     // Calls (first attempts) after every process opened: only probes, by half-open window.
     let all_open = first_open + open_lag.iter().copied().max().unwrap_or(0);
-    let during = down.requests(all_open + 1, outage_end);
+    let during = down.requests(killed.unwrap_or(all_open + 1), outage_end);
     let probe_times: Vec<u64> = during.iter().map(|r| r.0).collect();
     let after = down.requests(outage_end, u64::MAX);
     let recovery = (0..n)
@@ -481,11 +504,23 @@ fn outage_run(rt: &tokio::runtime::Runtime, config: &str, n: u32) -> OutageRun {
 
 fn shared_breaker_stops_the_fleet(rt: &tokio::runtime::Runtime, redis: &Redis) {
     let n = 6;
-    let shared = outage_run(rt, &fleet_config(&redis.url(), "t-outage", SYNC_MS), n);
-    let local = outage_run(rt, "", n);
+    let shared = outage_run(
+        rt,
+        &fleet_config(&redis.url(), "t-outage", SYNC_MS),
+        n,
+        None,
+    );
+    let local = outage_run(rt, "", n, None);
+    let mut doomed = Redis::on_free_port();
+    doomed.start();
+    let config = fleet_config(&doomed.url(), "t-killed", SYNC_MS);
+    let killed = outage_run(rt, &config, n, Some(&mut doomed));
     println!("fleet: outage, {n} processes, sync {SYNC_MS} ms, half_open_probes 1");
     println!("  shared: {shared:?}");
     println!("  local:  {local:?}");
+    println!(
+        "  shared, Redis killed 1.5 s into the outage (probes counted from the kill): {killed:?}"
+    );
     // Within `sync` + 100 ms of the first opening, every process has opened.
     assert!(
         shared.open_lag.iter().all(|l| *l <= SYNC_MS + 100),
@@ -501,6 +536,12 @@ fn shared_breaker_stops_the_fleet(rt: &tokio::runtime::Runtime, redis: &Redis) {
         shared.probes_per_window
     );
     assert!(shared.recovery < 2000, "recovery {} ms", shared.recovery);
+    // Redis gone mid-outage: the local breakers carry on and the fleet still recovers.
+    assert!(
+        killed.recovery < 2000,
+        "recovery without Redis {} ms",
+        killed.recovery
+    );
 }
 
 /// Amplification of a shared budget (no breaker) against the same processes' local budgets.
