@@ -448,3 +448,66 @@ async fn a_breaker_opening_mid_call_stops_new_hedges() {
         "{skipped:?}"
     );
 }
+
+#[retry(attempts = 3, hedge = "50ms", name = "hedge::live")]
+async fn live(d: &Downstream) -> Result<u32, &'static str> {
+    d.call().await
+}
+
+#[retry(attempts = 3, name = "hedge::sequential")]
+async fn sequential(d: &Downstream) -> Result<u32, &'static str> {
+    d.call().await
+}
+
+/// `hedge` is a live key: a reload moves the delay for the next call (here 50 ms → 20 ms →
+/// p95), and it is refused where the site was not compiled hedged, or the value is no delay.
+#[cfg(feature = "config")]
+#[tokio::test(start_paused = true)]
+async fn a_reload_moves_the_hedge_delay_for_the_next_call() {
+    use stormguard::config;
+    config::apply("[retry.\"hedge::live\"]\nhedge = \"20ms\"\n").unwrap();
+    let d = Downstream::new(&[(500, Ok(1)), (5, Ok(2))]);
+    assert_eq!(live(&d).await, Ok(2));
+    assert_eq!(
+        d.log()[..3],
+        ["start 1 at 0", "start 2 at 20", "end 2 at 25"]
+    );
+    assert!(config::current().contains("hedge = \"20ms\"  # <text>:2"));
+    // p95 before 100 samples: no hedge at all yet (the attempt runs alone).
+    config::apply("[retry.\"hedge::live\"]\nhedge = \"p95\"\n").unwrap();
+    let d = Downstream::new(&[(70, Ok(1))]);
+    assert_eq!(live(&d).await, Ok(1));
+    assert_eq!(d.log(), ["start 1 at 0", "end 1 at 70"]);
+
+    let refused = [
+        (
+            "[retry.\"hedge::sequential\"]\nhedge = \"20ms\"\n",
+            "compiled without `hedge`",
+        ),
+        (
+            "[retry.\"hedge::live\"]\nhedge = \"p100\"\n",
+            "write hedge = \"p50\" up to hedge = \"p99.9\"",
+        ),
+        (
+            "[retry.\"hedge::live\"]\nhedge = \"p99.95\"\n",
+            "one decimal at most",
+        ),
+        ("[retry.\"hedge::live\"]\nhedge = \"0ms\"\n", "a zero delay"),
+        (
+            "[retry.\"hedge::live\"]\nhedge = \"soon\"\n",
+            "hedge = \"50ms\"",
+        ),
+    ];
+    for (text, advice) in refused {
+        let err = config::apply(text).unwrap_err();
+        assert_eq!(err.problems()[0].line(), 2, "{err}");
+        assert!(err.to_string().contains(advice), "{text:?}: {err}");
+    }
+    config::apply("").unwrap();
+    let d = Downstream::new(&[(500, Ok(1))]);
+    assert_eq!(sequential(&d).await, Ok(1));
+    // Back to the attribute's 50 ms.
+    let d = Downstream::new(&[(500, Ok(1)), (5, Ok(2))]);
+    assert_eq!(live(&d).await, Ok(2));
+    assert_eq!(d.log()[..2], ["start 1 at 0", "start 2 at 50"]);
+}

@@ -1,7 +1,7 @@
 //! The rolling latency record of one hedged call site: a lock-free log-linear histogram in two
 //! generations, from which `hedge = "p95"` reads the delay after which a hedge starts.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 /// Sub-buckets per power of two: the percentile is known to within 1/8 (12.5%) of its value.
@@ -27,8 +27,8 @@ pub struct LatencyRecord {
     samples: AtomicU64,
     /// The percentile as of the last refresh, in nanoseconds (0: not enough samples yet).
     cached: AtomicU64,
-    /// Which percentile, in tenths of a percent.
-    permille: u16,
+    /// Which percentile, in tenths of a percent (the live configuration may change it).
+    permille: AtomicU16,
 }
 
 impl LatencyRecord {
@@ -39,8 +39,24 @@ impl LatencyRecord {
             current: AtomicUsize::new(0),
             samples: AtomicU64::new(0),
             cached: AtomicU64::new(0),
-            permille,
+            permille: AtomicU16::new(permille),
         }
+    }
+
+    /// Follows `permille` from now on (a reload changed `hedge = "pNN"`): the cached value is
+    /// recomputed at once from the samples held, so the next call hedges at the new one.
+    pub fn retarget(&self, permille: u16) {
+        if self.permille.swap(permille, Relaxed) != permille
+            && self.samples.load(Relaxed) >= MIN_SAMPLES
+        {
+            self.cached.store(self.compute().max(1), Relaxed);
+        }
+    }
+
+    /// The percentile it follows, in tenths of a percent.
+    #[inline]
+    pub fn permille(&self) -> u16 {
+        self.permille.load(Relaxed)
     }
 
     /// The delay after which a hedge starts: the recorded percentile, or `None` before
@@ -80,7 +96,7 @@ impl LatencyRecord {
                 + self.generations[1][i].load(Relaxed) as u64
         };
         let total: u64 = (0..BUCKETS).map(count).sum();
-        let rank = (total * self.permille as u64).div_ceil(1000).max(1);
+        let rank = (total * self.permille() as u64).div_ceil(1000).max(1);
         let mut seen = 0;
         for i in 0..BUCKETS {
             seen += count(i);
@@ -126,6 +142,21 @@ mod tests {
             assert!(upper_edge(b) as f64 <= micros as f64 * 1.125 + 1.0);
             last = b;
         }
+    }
+
+    #[test]
+    fn a_retarget_moves_the_percentile_at_once() {
+        let record = LatencyRecord::new(500);
+        for i in 0..320u64 {
+            let ms = if i % 10 == 0 { 100 } else { 10 }; // 10% of attempts are slow
+            record.record(Duration::from_millis(ms));
+        }
+        let p50 = record.percentile().unwrap();
+        assert!(p50 < Duration::from_millis(12), "{p50:?}");
+        record.retarget(950);
+        let p95 = record.percentile().unwrap();
+        assert!(p95 >= Duration::from_millis(100), "{p95:?}");
+        assert_eq!(record.permille(), 950);
     }
 
     #[test]

@@ -214,8 +214,13 @@ impl Site {
     /// The latency record of a `hedge = "pNN"` site, of the `permille`th percentile (the
     /// first hedged call's).
     pub(crate) fn latency(&self, permille: u16) -> &LatencyRecord {
-        self.latency
-            .get_or_init(|| Box::new(LatencyRecord::new(permille)))
+        let record = self
+            .latency
+            .get_or_init(|| Box::new(LatencyRecord::new(permille)));
+        if record.permille() != permille {
+            record.retarget(permille); // a reload changed `hedge = "pNN"`
+        }
+        record
     }
 
     /// A call that retried gave up.

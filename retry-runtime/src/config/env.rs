@@ -120,7 +120,7 @@ pub(super) fn merge_layer(into: &mut Layer, one: Layer) {
             }
         };
     }
-    fold!(retry, attempts, backoff, base, max, jitter, timeout, deadline, enabled);
+    fold!(retry, attempts, backoff, base, max, jitter, timeout, deadline, hedge, enabled);
     fold!(
         breaker,
         consecutive_failures,

@@ -3,7 +3,7 @@
 
 use super::duration;
 use super::error::{ConfigError, Problem};
-use crate::policy::{Backoff, Jitter};
+use crate::policy::{Backoff, Hedge, Jitter};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use toml::de::{DeTable, DeValue};
@@ -46,6 +46,7 @@ pub(crate) struct RetryKeys {
     pub(crate) jitter: Option<Set<Jitter>>,
     pub(crate) timeout: Option<Set<Duration>>,
     pub(crate) deadline: Option<Set<Duration>>,
+    pub(crate) hedge: Option<Set<Hedge>>,
     pub(crate) enabled: Option<Set<bool>>,
 }
 
@@ -104,7 +105,7 @@ pub(crate) const FLEET_KEYS: &[&str] = &["redis", "share", "sync", "prefix"];
 pub(crate) const FLEET_SYNC: (Duration, Duration) =
     (Duration::from_millis(10), Duration::from_secs(60));
 pub(crate) const RETRY_KEYS: &[&str] = &[
-    "attempts", "backoff", "base", "max", "jitter", "timeout", "deadline", "enabled",
+    "attempts", "backoff", "base", "max", "jitter", "timeout", "deadline", "hedge", "enabled",
 ];
 pub(crate) const BREAKER_KEYS: &[&str] = &[
     "consecutive_failures",
@@ -401,6 +402,21 @@ fn set_retry(
         "max" => keys.max = set(place, key, dur(place, key, value)?),
         "timeout" => keys.timeout = set(place, key, dur(place, key, value)?),
         "deadline" => keys.deadline = set(place, key, dur(place, key, value)?),
+        "hedge" => {
+            let text = string(place, key, value, "hedge = \"50ms\" or hedge = \"p95\"")?;
+            let h = match text.strip_prefix('p') {
+                Some(pct) => match percentile(pct) {
+                    Some(permille) => Hedge::Percentile(permille),
+                    None => return Err(bad(place, value, k, format!("{text:?} is not a percentile to hedge at; write hedge = \"p50\" up to hedge = \"p99.9\" (one decimal at most), or a fixed delay like hedge = \"50ms\""))),
+                },
+                None => match duration::parse(text) {
+                    Ok(0) => return Err(bad(place, value, k, "a zero delay would start every attempt at once (each call multiplied); write a delay like hedge = \"50ms\", or a percentile like hedge = \"p95\"".into())),
+                    Ok(nanos) => Hedge::After(Duration::from_nanos(nanos)),
+                    Err(why) => return Err(bad(place, value, k, format!("{why}: hedge = \"50ms\", or a percentile like hedge = \"p95\""))),
+                },
+            };
+            keys.hedge = set(place, key, h);
+        }
         "jitter" => {
             let j = match string(place, key, value, "jitter = \"full\"")? {
                 "none" => Jitter::None,
@@ -420,6 +436,21 @@ fn set_retry(
         other => return Err(unknown_key(place, key, other, "retry", RETRY_KEYS)),
     }
     Ok(())
+}
+
+/// `95` or `99.9` as tenths of a percent (950, 999), from p50 to p99.9.
+fn percentile(text: &str) -> Option<u16> {
+    let (whole, tenth) = match text.split_once('.') {
+        Some((w, t)) if t.len() == 1 => (w, t),
+        Some(_) => return None,
+        None => (text, "0"),
+    };
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(whole) || !all_digits(tenth) || whole.len() > 2 {
+        return None;
+    }
+    let permille = whole.parse::<u16>().ok()? * 10 + tenth.parse::<u16>().ok()?;
+    (500..=999).contains(&permille).then_some(permille)
 }
 
 fn set_breaker(

@@ -134,7 +134,10 @@ pub(super) fn merged_retry(file: &Layer, env: &Layer, op: &str) -> RetryKeys {
     let under = file.retry.get(op).cloned().unwrap_or_default();
     match env.retry.get(op) {
         Some(over) => {
-            merge!(under, over, attempts, backoff, base, max, jitter, timeout, deadline, enabled)
+            merge!(
+                under, over, attempts, backoff, base, max, jitter, timeout, deadline, hedge,
+                enabled
+            )
         }
         None => under,
     }
@@ -175,7 +178,9 @@ pub(crate) fn plan(names: &Names, file: &Layer, env: &Layer) -> Result<Plan, Con
     let budgets: Vec<&str> = names.budgets.keys().copied().collect();
     for layer in [file, env] {
         unknown_name(&mut problems, "retry", &layer.retry, &ops, |k| {
-            first_origin!(k, attempts, backoff, base, max, jitter, timeout, deadline, enabled)
+            first_origin!(
+                k, attempts, backoff, base, max, jitter, timeout, deadline, hedge, enabled
+            )
         });
         unknown_name(&mut problems, "breaker", &layer.breaker, &breakers, |k| {
             first_origin!(
@@ -346,6 +351,14 @@ fn site_policy(compiled: &Policy, keys: &RetryKeys, op: &str) -> Result<Policy, 
             )));
         }
         p = p.with_deadline(s.value);
+    }
+    if let Some(s) = &keys.hedge {
+        if compiled.hedge().is_none() {
+            return Err(at(s, "hedge", format!(
+                "the call site of `{op}` was compiled without `hedge` (hedged attempts run beside each other, which its body must allow), so none can be set here; add `hedge = \"…\"` to its #[retry] attribute, then tune it here (to stop hedging during an incident, write enabled = false: one attempt, no hedges)"
+            )));
+        }
+        p = p.with_hedge(s.value);
     }
     if p.max() < p.base() && (keys.max.is_some() || keys.base.is_some()) {
         let message = format!(

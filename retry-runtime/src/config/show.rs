@@ -5,7 +5,7 @@ use super::duration;
 use super::layer::{Layer, Set};
 use super::resolve::{merged_breaker, merged_budget, merged_retry, Names};
 use crate::breaker::Force;
-use crate::policy::{Backoff, Jitter, Policy};
+use crate::policy::{Backoff, Hedge, Jitter, Policy};
 use std::fmt::Display;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -40,6 +40,19 @@ fn dur_or_none(d: &Option<Duration>) -> String {
     d.map_or("none".into(), ms)
 }
 
+fn hedge_or_none(h: &Option<Hedge>) -> String {
+    h.map_or("none".into(), hedge_text)
+}
+
+/// As the attribute writes it: `50ms`, `p95`, `p99.9`.
+fn hedge_text(h: Hedge) -> String {
+    match h {
+        Hedge::After(d) => ms(d),
+        Hedge::Percentile(p) if p % 10 == 0 => format!("p{}", p / 10),
+        Hedge::Percentile(p) => format!("p{}.{}", p / 10, p % 10),
+    }
+}
+
 fn count_or(none: &'static str) -> impl Fn(&Option<u32>) -> String {
     move |n| n.map_or(none.to_string(), |n| n.to_string())
 }
@@ -53,6 +66,7 @@ pub(super) fn policy_diff(old: &Policy, new: &Policy) -> Vec<String> {
     diff!(d, old, new, jitter, |j: &Jitter| jitter_name(*j));
     diff!(d, old, new, timeout, dur_or_none);
     diff!(d, old, new, deadline, dur_or_none);
+    diff!(d, old, new, hedge, hedge_or_none);
     d
 }
 
@@ -198,6 +212,16 @@ pub(super) fn print_current(names: &Names, file: &Layer, env: &Layer) -> String 
                 "attribute",
                 deadline,
                 format!("\"{}\"", ms(t)),
+                true
+            );
+        }
+        if let Some(h) = p.hedge() {
+            line!(
+                out,
+                keys,
+                "attribute",
+                hedge,
+                format!("\"{}\"", hedge_text(h)),
                 true
             );
         }
