@@ -7,8 +7,9 @@
 //! cargo run --release --example storm -- --wire  # the same claim on real sockets, small scale
 //! ```
 //!
-//! Options: `--scenario a|b|c|d|e|f|g` (repeatable; all by default: (e) is Brooker's
-//! failure-rate sweep, (f) his client-count model, (g) a lone client), `--svg PATH` (default
+//! Options: `--scenario a|b|c|d|e|f|g|h` (repeatable; all by default: (e) is Brooker's
+//! failure-rate sweep, (f) his client-count model, (g) a lone client, (h) tail latency and
+//! hedging), `--svg PATH` (default
 //! `docs/storm.svg`; the budget chart of (e) and (f) goes beside it, `storm-budgets.svg`),
 //! `--no-svg`. The model and its assumptions are in `examples/storm/model.rs` and
 //! `docs/STORM.md`.
@@ -56,23 +57,23 @@ fn options() -> Options {
             "--seed" => o.seed = Some(args.next().and_then(|s| s.parse().ok()).expect("--seed N")),
             "--svg" => o.svg = Some(args.next().expect("--svg PATH")),
             "--scenario" => {
-                let s = args.next().expect("--scenario a|b|c|d|e|f|g");
+                let s = args.next().expect("--scenario a|b|c|d|e|f|g|h");
                 match s.as_str() {
-                    "a" | "b" | "c" | "d" | "e" | "f" | "g" => {
+                    "a" | "b" | "c" | "d" | "e" | "f" | "g" | "h" => {
                         o.scenarios.push(s.chars().next().unwrap())
                     }
-                    _ => panic!("--scenario takes a, b, c, d, e, f or g"),
+                    _ => panic!("--scenario takes a, b, c, d, e, f, g or h"),
                 }
             }
             "-h" | "--help" => {
-                eprintln!("usage: storm [--json] [--wire] [--scenario a|b|c|d|e|f|g]... [--svg PATH | --no-svg] [--series] [--seed N]");
+                eprintln!("usage: storm [--json] [--wire] [--scenario a|b|c|d|e|f|g|h]... [--svg PATH | --no-svg] [--series] [--seed N]");
                 std::process::exit(0);
             }
             other => panic!("unknown option `{other}` (try --help)"),
         }
     }
     if o.scenarios.is_empty() {
-        o.scenarios = vec!['a', 'b', 'c', 'd', 'e', 'f', 'g'];
+        o.scenarios = vec!['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
     }
     o
 }
@@ -120,6 +121,7 @@ fn main() {
             c.id == cfg.id
                 && c.clients == cfg.clients
                 && c.failure_rate == cfg.failure_rate
+                && c.tail == cfg.tail
                 && k == kind
         };
         match merged.iter_mut().find(|m| same(m)) {
@@ -137,7 +139,8 @@ fn main() {
             Some((c, rows))
                 if c.id == cfg.id
                     && c.clients == cfg.clients
-                    && c.failure_rate == cfg.failure_rate =>
+                    && c.failure_rate == cfg.failure_rate
+                    && c.tail == cfg.tail =>
             {
                 rows.push(report)
             }
@@ -259,6 +262,35 @@ fn table(reports: &[(Config, Vec<Report>)]) -> String {
         }
     }
     for (cfg, rows) in reports.iter().filter(|(c, _)| c.id != 'e' && c.id != 'f') {
+        if cfg.id == 'h' {
+            // One table for every share of slow attempts.
+            if !reports
+                .iter()
+                .find(|(c, _)| c.id == 'h')
+                .is_some_and(|(c, _)| c.tail == cfg.tail)
+            {
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "\n### {}\n\n| slow attempts | strategy | p50 | p99 | p99.9 | extra load (attempts / request - 1) | client success |\n|---:|---|---:|---:|---:|---:|---:|",
+                cfg.describe()
+            );
+            for (cfg, rows) in reports.iter().filter(|(c, _)| c.id == 'h') {
+                for r in rows {
+                    let [p50, p99, p999] = r.latency_ms.unwrap_or([f64::NAN; 3]);
+                    let _ = writeln!(
+                        out,
+                        "| {:.0}% | {} | {p50:.0} ms | {p99:.0} ms | {p999:.0} ms | {:.2}% | {:.2}% |",
+                        cfg.tail * 100.0,
+                        r.kind.label(),
+                        (r.amplification - 1.0) * 100.0,
+                        r.success_rate * 100.0
+                    );
+                }
+            }
+            continue;
+        }
         if cfg.id == 'g' {
             let _ = writeln!(
                 out,
@@ -315,8 +347,17 @@ fn json(cfg: &Config, r: &Report) -> String {
     } else {
         "null".to_owned()
     };
+    let latency = match r.latency_ms {
+        Some([p50, p99, p999]) => {
+            format!(
+                ",\"tail\":{},\"p50_ms\":{p50:.0},\"p99_ms\":{p99:.0},\"p999_ms\":{p999:.0}",
+                cfg.tail
+            )
+        }
+        None => String::new(),
+    };
     format!(
-        "{{\"scenario\":\"{}\",\"strategy\":\"{}\",\"clients\":{},\"failure_rate\":{},\"amplification\":{:.4},\"amplification_late\":{:.4},\"peak_load\":{:.3},\"recovery_s\":{},\"recovered\":{},\"success_rate\":{:.5}}}",
+        "{{\"scenario\":\"{}\",\"strategy\":\"{}\",\"clients\":{},\"failure_rate\":{},\"amplification\":{:.4},\"amplification_late\":{:.4},\"peak_load\":{:.3},\"recovery_s\":{},\"recovered\":{},\"success_rate\":{:.5}{}}}",
         cfg.id,
         r.kind.key(),
         cfg.clients,
@@ -326,11 +367,12 @@ fn json(cfg: &Config, r: &Report) -> String {
         r.peak_load,
         recovery,
         recovered,
-        r.success_rate
+        r.success_rate,
+        latency
     )
 }
 
-const COLORS: [&str; 7] = [
+const COLORS: [&str; 9] = [
     "#222222", // no retries
     "#d62728", // immediate
     "#ff7f0e", // fixed
@@ -338,6 +380,8 @@ const COLORS: [&str; 7] = [
     "#1f77b4", // exp, full jitter
     "#2ca02c", // stormguard defaults
     "#17becf", // stormguard + breaker
+    "#e377c2", // stormguard hedge 50ms
+    "#8c564b", // stormguard hedge p95
 ];
 
 /// Downstream load over time, one panel per scenario, one polyline per strategy.

@@ -79,7 +79,18 @@ pub struct Config {
     /// Each client has its own `#[retry]` call site, so its own budget, as its own process
     /// would have (otherwise they all share one call site).
     pub own_sites: bool,
+    /// Brooker's downstream only: the share of attempts that stall [`TAIL_STALL`] on top of
+    /// their round trip (a heavy tail, drawn independently per attempt); the run then records
+    /// every request's latency as its client saw it.
+    pub tail: f64,
 }
+
+/// What a slow attempt of the latency scenario (h) adds to its round trip (s): 50x the mean
+/// round trip of 10 ms.
+pub const TAIL_STALL: f64 = 0.5;
+/// The client latency histogram has one bucket per millisecond up to this (the last one holds
+/// everything slower).
+pub const LATENCY_MS_MAX: usize = 5000;
 
 impl Config {
     /// The lab's scenarios at full scale: `'a'` 30 % spare capacity, `'b'` 10 % spare,
@@ -105,6 +116,7 @@ impl Config {
             rtt: 0.0,
             local: 1000,
             own_sites: false,
+            tail: 0.0,
         };
         match id {
             'a' => a,
@@ -181,7 +193,24 @@ impl Config {
                 seed: 0x5eed_0007,
                 ..a
             },
-            _ => panic!("scenarios are 'a' to 'g'"),
+            // Tail latency: no outage, no failures, Brooker's downstream (no queue, RTT exp.
+            // mean 10 ms) where 5% of attempts stall 500 ms more; 1,000 rps for 30 s.
+            'h' => Config {
+                id: 'h',
+                capacity: 1000.0,
+                load: 1.0,
+                clients: 100,
+                local: 100,
+                outage: 0.0,
+                stall: 0.0,
+                warmup: 0.0,
+                duration: 30.0,
+                rtt: 0.01,
+                tail: 0.05,
+                seed: 0x5eed_0008,
+                ..a
+            },
+            _ => panic!("scenarios are 'a' to 'h'"),
         }
     }
 
@@ -189,9 +218,13 @@ impl Config {
     pub const FAILURE_RATES: [f64; 10] = [0.01, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.75];
     /// The fleet sizes of scenario (f).
     pub const FLEETS: [u32; 4] = [1, 10, 100, 1000];
+    /// The shares of slow attempts of scenario (h): 5% (95% of calls ~10 ms, 5% ~500 ms) and
+    /// issue 16's example, 2% of calls 50x slower.
+    pub const TAILS: [f64; 2] = [0.05, 0.02];
 
     /// Every run of a scenario: one config for (a)–(d) and (g), one per failure rate for (e),
-    /// one per part of each fleet for (f) (at most [`FLEET_SITES`] clients a run).
+    /// one per part of each fleet for (f) (at most [`FLEET_SITES`] clients a run), one per
+    /// share of slow attempts for (h).
     pub fn sweep(id: char) -> Vec<Config> {
         let base = Config::scenario(id);
         match id {
@@ -207,6 +240,15 @@ impl Config {
             'f' => Config::FLEETS
                 .iter()
                 .flat_map(|&n| Config::fleet(n))
+                .collect(),
+            'h' => Config::TAILS
+                .iter()
+                .enumerate()
+                .map(|(i, &tail)| Config {
+                    tail,
+                    seed: base.seed + i as u64 * 0x100,
+                    ..base
+                })
                 .collect(),
             _ => vec![base],
         }
@@ -231,6 +273,8 @@ impl Config {
         match self.id {
             'e' | 'f' => &Kind::BROOKER,
             'g' => &[Kind::NoRetry, Kind::Defaults],
+            'h' => &Kind::HEDGED,
+            'a' => &Kind::ALL_HEDGED,
             _ => &Kind::ALL,
         }
     }
@@ -246,6 +290,11 @@ impl Config {
             'e' => return "(e) Brooker's model: 100 clients x 10 rps, random failures at rate x, RTT exp. mean 10 ms, 10 s".to_owned(),
             'f' => return "(f) Brooker's model: 1,000 rps from N clients, each its own budget, 30 s total outage".to_owned(),
             'g' => return "(g) a lone client: one call per 10 s (Poisson), 1% of calls fail".to_owned(),
+            'h' => return format!(
+                "(h) tail latency: 1,000 rps, RTT exp. mean 10 ms, a share of attempts {:.0} ms slower, no failures, {:.0} s",
+                TAIL_STALL * 1000.0,
+                self.duration
+            ),
             _ => {}
         }
         let spare = ((1.0 - self.load) * 100.0).round();
@@ -364,6 +413,9 @@ pub struct Series {
     pub offered: Vec<u32>,
     /// Of those, the ones that succeeded in the end (after retries).
     pub succeeded: Vec<u32>,
+    /// Requests by their latency as the client saw it (first attempt to the call's result),
+    /// in whole milliseconds, up to [`LATENCY_MS_MAX`]; empty unless the scenario has a tail.
+    pub latency_ms: Vec<u32>,
 }
 
 /// The downstream, and the lab's meters.
@@ -391,6 +443,11 @@ impl Downstream {
                 calls: vec![0; buckets],
                 offered: vec![0; buckets],
                 succeeded: vec![0; buckets],
+                latency_ms: if cfg.tail > 0.0 {
+                    vec![0; LATENCY_MS_MAX + 1]
+                } else {
+                    Vec::new()
+                },
             }),
             in_flight: Cell::new(0),
             buckets: RefCell::new(vec![sites::BUCKET_SIZE; cfg.local.max(1) as usize]),
@@ -429,7 +486,11 @@ impl Downstream {
             // Brooker's server: no queue, a random round trip, random failures.
             let (rtt, failed) = {
                 let mut rng = self.rng.borrow_mut();
-                (rng.gap(1.0 / cfg.rtt), rng.unit() < cfg.failure_rate)
+                let mut rtt = rng.gap(1.0 / cfg.rtt);
+                if cfg.tail > 0.0 && rng.unit() < cfg.tail {
+                    rtt += TAIL_STALL;
+                }
+                (rtt, rng.unit() < cfg.failure_rate)
             };
             tokio::time::sleep_until(self.at(now + rtt)).await;
             return if failed {
@@ -504,6 +565,12 @@ pub enum Kind {
     /// Brooker's token bucket per client: 10% of calls (0.1 token each), size 5, starts
     /// full; up to 3 retries, each needs a token.
     BrookerBucket,
+    /// `#[retry(hedge = "50ms")]`: the defaults, and the next attempt beside one that has not
+    /// answered within 50 ms.
+    HedgeFixed,
+    /// `#[retry(hedge = "p95")]`: the defaults, and the next attempt beside one slower than
+    /// the call site's recent 95th-percentile attempt latency.
+    HedgeP95,
 }
 
 impl Kind {
@@ -526,8 +593,24 @@ impl Kind {
         Kind::BrookerBucket,
     ];
 
+    /// The outage scenario (a): every strategy, and both hedges (which pay their budget).
+    pub const ALL_HEDGED: [Kind; 9] = [
+        Kind::NoRetry,
+        Kind::Immediate,
+        Kind::Fixed,
+        Kind::Exp,
+        Kind::ExpJitter,
+        Kind::Defaults,
+        Kind::Breaker,
+        Kind::HedgeFixed,
+        Kind::HedgeP95,
+    ];
+
+    /// The latency scenario (h): no hedge (the defaults), a fixed delay, a percentile.
+    pub const HEDGED: [Kind; 3] = [Kind::Defaults, Kind::HedgeFixed, Kind::HedgeP95];
+
     /// Every strategy of any scenario.
-    pub const EVERY: [Kind; 9] = [
+    pub const EVERY: [Kind; 11] = [
         Kind::NoRetry,
         Kind::Immediate,
         Kind::Fixed,
@@ -537,6 +620,8 @@ impl Kind {
         Kind::Breaker,
         Kind::ThreeRetries,
         Kind::BrookerBucket,
+        Kind::HedgeFixed,
+        Kind::HedgeP95,
     ];
 
     /// The `strategy` field of the JSON lines.
@@ -551,6 +636,8 @@ impl Kind {
             Kind::Breaker => "stormguard_breaker",
             Kind::ThreeRetries => "three_retries",
             Kind::BrookerBucket => "brooker_bucket",
+            Kind::HedgeFixed => "stormguard_hedge_50ms",
+            Kind::HedgeP95 => "stormguard_hedge_p95",
         }
     }
 
@@ -566,6 +653,8 @@ impl Kind {
             Kind::Breaker => "stormguard + breaker",
             Kind::ThreeRetries => "three retries",
             Kind::BrookerBucket => "Brooker's bucket",
+            Kind::HedgeFixed => "stormguard hedge 50ms",
+            Kind::HedgeP95 => "stormguard hedge p95",
         }
     }
 }
@@ -669,6 +758,8 @@ pub fn strategy(kind: Kind) -> Strategy {
         Kind::Breaker => |ds, _| Box::pin(breaker(ds)),
         Kind::ThreeRetries => |ds, _| Box::pin(sites::three_retries(ds)),
         Kind::BrookerBucket => |ds, client| Box::pin(sites::brooker_bucket(ds, client)),
+        Kind::HedgeFixed => |ds, _| Box::pin(sites::hedge_fixed(ds)),
+        Kind::HedgeP95 => |ds, _| Box::pin(sites::hedge_p95(ds)),
     }
 }
 
@@ -705,6 +796,7 @@ impl Config {
             self.rtt,
             self.local as f64,
             f64::from(u8::from(self.own_sites)),
+            self.tail,
         ];
         let nums: Vec<String> = f.iter().map(|x| format!("{x:?}")).collect();
         format!("{}:{}:{}", self.id, self.seed, nums.join(","))
@@ -719,7 +811,7 @@ impl Config {
             .split(',')
             .map(|x| x.parse().ok())
             .collect::<Option<_>>()?;
-        if f.len() != 15 {
+        if f.len() != 16 {
             return None;
         }
         Some(Config {
@@ -740,6 +832,7 @@ impl Config {
             rtt: f[12],
             local: f[13] as u32,
             own_sites: f[14] != 0.0,
+            tail: f[15],
         })
     }
 }
@@ -758,16 +851,22 @@ impl Series {
         sum(&mut self.calls, &other.calls);
         sum(&mut self.offered, &other.offered);
         sum(&mut self.succeeded, &other.succeeded);
+        sum(&mut self.latency_ms, &other.latency_ms);
     }
 
     fn encode(&self) -> String {
         let list = |v: &[u32]| v.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-        format!(
+        let mut line = format!(
             "{SERIES_TAG} {} {} {}",
             list(&self.calls),
             list(&self.offered),
             list(&self.succeeded)
-        )
+        );
+        if !self.latency_ms.is_empty() {
+            line.push(' ');
+            line.push_str(&list(&self.latency_ms));
+        }
+        line
     }
 
     fn decode(line: &str) -> Option<Series> {
@@ -780,6 +879,8 @@ impl Series {
             calls: list()?,
             offered: list()?,
             succeeded: list()?,
+            // Only a scenario with a tail records latencies.
+            latency_ms: list().unwrap_or_default(),
         })
     }
 }
@@ -916,10 +1017,17 @@ pub fn run_here(cfg: Config, strategy: Strategy) -> Option<Series> {
             let ds = ds.clone();
             let client = (pick.next_u64() % u64::from(cfg.local.max(1))) as usize;
             tokio::task::spawn_local(async move {
+                let made = Instant::now();
                 let ok = strategy(ds.clone(), client).await.is_ok();
+                let mut series = ds.series.borrow_mut();
                 if ok {
-                    ds.series.borrow_mut().succeeded[b] += 1;
+                    series.succeeded[b] += 1;
                 }
+                if !series.latency_ms.is_empty() {
+                    let ms = (made.elapsed().as_micros() + 500) / 1000;
+                    series.latency_ms[(ms as usize).min(LATENCY_MS_MAX)] += 1;
+                }
+                drop(series);
                 ds.in_flight.set(ds.in_flight.get() - 1);
             });
         }
@@ -944,6 +1052,7 @@ pub struct Report {
     /// Downstream calls / logical requests during the outage (the whole run without one).
     pub amplification: f64,
     /// The same, leaving out the outage's first `OUTAGE_HEAD` seconds.
+    /// (Without an outage, `amplification - 1` is the extra load retries and hedges cost.)
     pub amplification_late: f64,
     /// Most calls in one 100 ms bucket, as a multiple of what the downstream serves in 100 ms.
     pub peak_load: f64,
@@ -954,6 +1063,9 @@ pub struct Report {
     pub success_rate: f64,
     /// Calls per 100 ms bucket as a multiple of capacity, for the chart.
     pub load: Vec<f64>,
+    /// Client latency (ms) at the 50th, 99th and 99.9th percentiles, in a scenario that
+    /// records it (with a tail).
+    pub latency_ms: Option<[f64; 3]>,
 }
 
 impl Report {
@@ -993,6 +1105,8 @@ impl Report {
         };
         let success_rate = s.succeeded.iter().map(|&x| x as f64).sum::<f64>()
             / s.offered.iter().map(|&x| x as f64).sum::<f64>().max(1.0);
+        let latency_ms = (!s.latency_ms.is_empty())
+            .then(|| [0.5, 0.99, 0.999].map(|q| percentile_ms(&s.latency_ms, q)));
         Report {
             scenario: cfg.id,
             kind,
@@ -1002,6 +1116,22 @@ impl Report {
             recovery_s,
             success_rate,
             load,
+            latency_ms,
         }
     }
+}
+
+/// The `q` quantile (0.99: p99) of a histogram of whole milliseconds: the least latency that at
+/// least `q` of the requests did not exceed (the nearest-rank method).
+pub fn percentile_ms(histogram: &[u32], q: f64) -> f64 {
+    let total: u64 = histogram.iter().map(|&n| u64::from(n)).sum();
+    let rank = ((total as f64 * q).ceil() as u64).max(1);
+    let mut seen = 0;
+    for (ms, &n) in histogram.iter().enumerate() {
+        seen += u64::from(n);
+        if seen >= rank {
+            return ms as f64;
+        }
+    }
+    histogram.len().saturating_sub(1) as f64
 }

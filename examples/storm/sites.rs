@@ -1,5 +1,6 @@
 //! The storm lab's strategies from Brooker's models: "three retries", his per-client token
-//! bucket, and one `#[retry]` call site per client of a fleet (so one budget each).
+//! bucket, and one `#[retry]` call site per client of a fleet (so one budget each); and the
+//! hedged call sites of the latency scenario (h).
 
 use super::{CallError, Downstream};
 use std::future::Future;
@@ -43,6 +44,20 @@ pub async fn brooker_bucket(ds: Rc<Downstream>, client: usize) -> Result<(), Cal
     let mut buckets = ds.buckets.borrow_mut();
     buckets[client] = (buckets[client] + BUCKET_DEPOSIT).min(BUCKET_SIZE);
     last
+}
+
+/// `#[retry(hedge = "50ms")]`: after 50 ms without an answer the next attempt runs beside the
+/// first (up to the default 3 attempts), paid from the call site's default budget.
+#[stormguard::retry(hedge = "50ms")]
+pub async fn hedge_fixed(ds: Rc<Downstream>) -> Result<(), CallError> {
+    ds.call().await
+}
+
+/// `#[retry(hedge = "p95")]`: the next attempt beside one slower than the site's recent 95th
+/// percentile (no hedge before 100 attempts were measured).
+#[stormguard::retry(hedge = "p95")]
+pub async fn hedge_p95(ds: Rc<Downstream>) -> Result<(), CallError> {
+    ds.call().await
 }
 
 type Site = fn(Rc<Downstream>) -> Pin<Box<dyn Future<Output = Result<(), CallError>>>>;

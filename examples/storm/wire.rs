@@ -54,6 +54,7 @@ fn config() -> Config {
         rtt: 0.0,
         local: 50,
         own_sites: false,
+        tail: 0.0,
     }
 }
 
@@ -225,6 +226,7 @@ async fn drive(kind: Kind, cfg: Config, start: Instant) -> model::Series {
         calls,
         offered,
         succeeded,
+        latency_ms: Vec::new(),
     }
 }
 
