@@ -2,6 +2,8 @@
 //! in one criterion run. Groups: `success` (a body that returns at once), `success_1us` and
 //! `ratio_1us` (a ~1 µs body; the ratio lines are paired against the plain call),
 //! `not_inlined` (the instant body with every fn `#[inline(never)]`, as a user's call is),
+//! `hedge` and `hedge_ratio` (hedged calls whose first attempt wins before the delay, not
+//! inlined, next to the plain fn and `timeout`),
 //! `yield_once` (an attempt pending on its first poll: `timeout` arms its timer), `clock`,
 //! `fail_twice` (the retry path, paused clock), `contention` and `contention_fail_once`
 //! (many tasks on two workers through one named breaker and budget).
@@ -184,6 +186,52 @@ mod yield_once {
 
     #[retry(timeout = "1s")]
     pub async fn timeout(x: u64) -> Result<u64, E> {
+        tokio::task::yield_now().await;
+        Ok(instant(x))
+    }
+}
+
+/// Hedged fns whose first attempt wins before the delay, not inlined into the caller (the
+/// `not_inlined` group's plain and `timeout` fns are their baselines).
+mod hedged {
+    use super::*;
+
+    #[retry(hedge = "50ms")]
+    #[inline(never)]
+    pub async fn fixed(x: u64) -> Result<u64, E> {
+        Ok(instant(x))
+    }
+
+    #[retry(hedge = "p95")]
+    #[inline(never)]
+    pub async fn p95(x: u64) -> Result<u64, E> {
+        Ok(instant(x))
+    }
+
+    /// Pending on its first poll: the hedge delay's timer is armed, as `timeout`'s is.
+    #[retry(hedge = "50ms")]
+    #[inline(never)]
+    pub async fn fixed_yield(x: u64) -> Result<u64, E> {
+        tokio::task::yield_now().await;
+        Ok(instant(x))
+    }
+
+    #[retry(hedge = "p95")]
+    #[inline(never)]
+    pub async fn p95_yield(x: u64) -> Result<u64, E> {
+        tokio::task::yield_now().await;
+        Ok(instant(x))
+    }
+
+    #[inline(never)]
+    pub async fn plain_yield(x: u64) -> Result<u64, E> {
+        tokio::task::yield_now().await;
+        Ok(instant(x))
+    }
+
+    #[retry(timeout = "1s")]
+    #[inline(never)]
+    pub async fn timeout_yield(x: u64) -> Result<u64, E> {
         tokio::task::yield_now().await;
         Ok(instant(x))
     }
@@ -480,6 +528,49 @@ fn success(c: &mut Criterion) {
     bench_ratio!("tokio_timeout", micro::tokio_timeout);
     bench_ratio!("backon", micro::backon);
     bench_ratio!("tokio_retry", micro::tokio_retry);
+    g.finish();
+
+    // Hedged calls whose first attempt finishes before the delay (issue 16), none inlined:
+    // side by side with the plain fn and `timeout`, then as paired ratios (ns per 1 µs of the
+    // baseline: 1100 reads "10% slower than the baseline").
+    let mut g = c.benchmark_group("hedge");
+    bench_seq!(g, rt, "plain", not_inlined::plain);
+    bench_seq!(g, rt, "timeout", not_inlined::timeout);
+    bench_seq!(g, rt, "hedge_50ms", hedged::fixed);
+    bench_seq!(g, rt, "hedge_p95", hedged::p95);
+    bench_seq!(g, rt, "yield/plain", hedged::plain_yield);
+    bench_seq!(g, rt, "yield/timeout", hedged::timeout_yield);
+    bench_seq!(g, rt, "yield/hedge_50ms", hedged::fixed_yield);
+    bench_seq!(g, rt, "yield/hedge_p95", hedged::p95_yield);
+    g.finish();
+    let mut g = c.benchmark_group("hedge_ratio");
+    macro_rules! bench_pair {
+        ($name:expr, $base:path, $f:path) => {
+            g.bench_function($name, |b| {
+                b.iter_custom(|iters| paired(rt, iters, $base, $f))
+            });
+        };
+    }
+    bench_pair!("50ms_vs_plain", not_inlined::plain, hedged::fixed);
+    bench_pair!("50ms_vs_timeout", not_inlined::timeout, hedged::fixed);
+    bench_pair!("p95_vs_plain", not_inlined::plain, hedged::p95);
+    bench_pair!("p95_vs_timeout", not_inlined::timeout, hedged::p95);
+    bench_pair!("timeout_vs_plain", not_inlined::plain, not_inlined::timeout);
+    bench_pair!(
+        "yield/50ms_vs_timeout",
+        hedged::timeout_yield,
+        hedged::fixed_yield
+    );
+    bench_pair!(
+        "yield/p95_vs_timeout",
+        hedged::timeout_yield,
+        hedged::p95_yield
+    );
+    bench_pair!(
+        "yield/timeout_vs_plain",
+        hedged::plain_yield,
+        hedged::timeout_yield
+    );
     g.finish();
 
     let mut g = c.benchmark_group("yield_once");
