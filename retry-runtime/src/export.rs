@@ -85,6 +85,7 @@ mod enabled {
         gauge!("stormguard_breaker_state", "breaker" => breaker).set(value);
     }
     /// 1 while the fleet's Redis answers, 0 while this process decides alone.
+    #[cfg(feature = "redis")]
     pub fn fleet_connected(value: f64) {
         gauge!("stormguard_fleet_connected").set(value);
     }
@@ -111,6 +112,7 @@ mod enabled {
     pub fn hedge_win(_: &'static str) {}
     #[inline(always)]
     pub fn breaker_state(_: &'static str, _: f64) {}
+    #[cfg(feature = "redis")]
     pub fn fleet_connected(_: f64) {}
 }
 

@@ -8,6 +8,7 @@ use crate::describe::{Described, ErrorFormatter};
 use crate::error::{FromGuardError, GuardError};
 use crate::export;
 use crate::give_up::GiveUpReason;
+use crate::latency::LatencyRecord;
 use crate::log;
 use crate::policy::Hedge;
 use crate::scope::AttemptScope;
@@ -179,9 +180,23 @@ impl<F> Hedging<F> {
     }
 
     /// Drops every attempt in flight (another won), counting them.
-    fn cancel_all(self: Pin<&mut Self>) -> u64 {
+    /// Drops every attempt still running; returns how many. With `record` (`hedge = "pNN"`),
+    /// each one's time so far is recorded as a latency: it took at least that long, and
+    /// leaving the slow attempts that lost out of the record would bias it fast (the delay
+    /// would settle below the real percentile and hedge too often).
+    fn cancel_all(self: Pin<&mut Self>, record: Option<&LatencyRecord>) -> u64 {
         let mut this = self.project();
         let cancelled = this.first.is_some() as u64 + this.more.len() as u64;
+        if let Some(record) = record.filter(|_| cancelled > 0) {
+            let now = crate::clock::now_nanos();
+            let first = this.first.as_ref().get_ref().as_ref().map(|r| r.started_at);
+            let starts = first
+                .into_iter()
+                .chain(this.more.iter().map(|r| r.started_at));
+            for started in starts.filter(|s| *s != 0) {
+                record.record(Duration::from_nanos(now.saturating_sub(started)));
+            }
+        }
         this.first.set(None);
         this.more.clear();
         this.delay.set(None);
@@ -237,6 +252,14 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
         }
     }
 
+    /// The site's latency record, when `hedge = "pNN"` measures attempts.
+    fn latency_record(&self) -> Option<&'static LatencyRecord> {
+        match self.policy.hedge()? {
+            Hedge::Percentile(permille) => Some(self.site.latency(permille)),
+            Hedge::After(_) => None,
+        }
+    }
+
     /// The delay after which a hedge starts beside the newest attempt, if one may.
     fn hedge_delay(&self) -> Option<Duration> {
         match self.policy.hedge()? {
@@ -265,10 +288,9 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
     {
         let finished = std::mem::take(hedging.as_mut().project().finished);
         self.scope = AttemptScope::new(finished.number);
-        if let Some(latency) = finished.latency {
-            if let Some(Hedge::Percentile(permille)) = self.policy.hedge() {
-                self.site.latency(permille).record(latency);
-            }
+        let record = self.latency_record();
+        if let (Some(latency), Some(record)) = (finished.latency, record) {
+            record.record(latency);
         }
         let counters = self.site.counters();
         let op = self.site.op();
@@ -277,7 +299,7 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
                 if let Some(permit) = finished.permit {
                     permit.success();
                 }
-                counters.cancelled(hedging.as_mut().cancel_all());
+                counters.cancelled(hedging.as_mut().cancel_all(record));
                 if finished.hedged {
                     counters.hedge_win();
                     export::hedge_win(op);
@@ -305,7 +327,7 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
             None
         };
         if let Some(reason) = reason {
-            counters.cancelled(hedging.as_mut().cancel_all());
+            counters.cancelled(hedging.as_mut().cancel_all(record));
             return self.give_up(&fields, error, format, reason);
         }
         let policy = self.policy;
