@@ -6,7 +6,10 @@
 //! inlined, next to the plain fn and `timeout`),
 //! `yield_once` (an attempt pending on its first poll: `timeout` arms its timer), `clock`,
 //! `fail_twice` (the retry path, paused clock), `contention` and `contention_fail_once`
-//! (many tasks on two workers through one named breaker and budget).
+//! (many tasks on two workers through one named breaker and budget), and with feature `redis`
+//! `fleet` and `fleet_ratio` (a breaker and budget shared through `[fleet]` and a live
+//! `redis-server` the bench starts, against its unshared twin; skipped, with one line saying
+//! why, without `redis-server` on PATH).
 //!
 //! Every figure is the time of one call: each criterion batch runs `iters` calls in a loop
 //! inside one `block_on` of a runtime created once, and times only the loop, so that runtime
@@ -46,12 +49,21 @@ stormguard::breakers! {
     bench_calls { failure_rate: 0.5, window: 100, min_calls: 20, open_for: "5s" }
     // Shared by the retry-path and contention benches, which fail on purpose: never opens.
     bench_shared { consecutive_failures: 4000000000, failure_rate: 1.0, min_calls: 4000000000 }
+    // The `fleet` group's twins: the same declaration, one of them shared through `[fleet]`.
+    bench_fleet { consecutive_failures: 5, open_for: "30s" }
+    bench_local { consecutive_failures: 5, open_for: "30s" }
+    // A second unshared twin: its pair with the first is the noise and code-layout floor.
+    bench_local2 { consecutive_failures: 5, open_for: "30s" }
 }
 
 stormguard::budgets! {
     // Each success deposits 3 tokens, more than the retries of a call take (every retry
     // keeps its cost), so the budget never runs dry mid-run.
     bench_shared { capacity: 1000000, ratio: 3 }
+    // The `fleet` group's twins (as the breakers above).
+    bench_fleet { capacity: 100, ratio: 0.1 }
+    bench_local { capacity: 100, ratio: 0.1 }
+    bench_local2 { capacity: 100, ratio: 0.1 }
 }
 
 /// The body of the "instant" fns: one add on a `black_box`ed input.
@@ -233,6 +245,32 @@ mod hedged {
     #[inline(never)]
     pub async fn timeout_yield(x: u64) -> Result<u64, E> {
         tokio::task::yield_now().await;
+        Ok(instant(x))
+    }
+}
+
+/// Twins for the `fleet` group: the same breaker and budget declarations, not inlined; only
+/// `bench_fleet` is named in the `[fleet]` section that group applies.
+#[cfg(feature = "redis")]
+mod fleet_fns {
+    use super::*;
+
+    #[retry(breaker = "bench_fleet", budget = "bench_fleet")]
+    #[inline(never)]
+    pub async fn shared(x: u64) -> Result<u64, E> {
+        Ok(instant(x))
+    }
+
+    #[retry(breaker = "bench_local", budget = "bench_local")]
+    #[inline(never)]
+    pub async fn unshared(x: u64) -> Result<u64, E> {
+        Ok(instant(x))
+    }
+
+    /// The same again, also unshared (the control of `shared_vs_unshared`).
+    #[retry(breaker = "bench_local2", budget = "bench_local2")]
+    #[inline(never)]
+    pub async fn unshared2(x: u64) -> Result<u64, E> {
         Ok(instant(x))
     }
 }
@@ -636,5 +674,123 @@ fn contention(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, success, clock, retry_path, contention);
+/// A `redis-server` of the bench's own on a free port of 127.0.0.1, without persistence;
+/// killed on drop.
+#[cfg(feature = "redis")]
+struct BenchRedis {
+    port: u16,
+    process: std::process::Child,
+}
+
+#[cfg(feature = "redis")]
+impl BenchRedis {
+    /// `Err` says why not (no `redis-server` on PATH, or it did not listen within 5 s).
+    fn start() -> Result<BenchRedis, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port on 127.0.0.1: {e}"))?
+            .port();
+        let process = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("redis-server did not start ({e}); is it on PATH?"))?;
+        let redis = BenchRedis { port, process };
+        let until = Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > until {
+                return Err(format!(
+                    "redis-server did not listen on port {port} within 5 s"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(redis)
+    }
+}
+
+#[cfg(feature = "redis")]
+impl Drop for BenchRedis {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// Issue 17: a name shared through `[fleet]` (a live Redis, the `stormguard-fleet` thread
+/// syncing every 100 ms beside the bench) against its unshared twin and the plain fn, on the
+/// success path, nothing inlined; then as paired ratios (ns per 1 µs of the baseline: 1010
+/// reads "1% slower than the baseline").
+#[cfg(feature = "redis")]
+fn fleet(c: &mut Criterion) {
+    let redis = match BenchRedis::start() {
+        Ok(r) => r,
+        Err(why) => {
+            println!("fleet: group skipped: {why}");
+            return;
+        }
+    };
+    // `BENCH_FLEET_SHARE=bench_local` shares the other twin instead: the control that tells
+    // the sharing from the two fns' code layout.
+    let share = std::env::var("BENCH_FLEET_SHARE").unwrap_or_else(|_| "bench_fleet".into());
+    println!(
+        "fleet: sharing {share:?} through the redis-server on port {}",
+        redis.port
+    );
+    let config = format!(
+        "[fleet]\nredis = \"redis://127.0.0.1:{}/0\"\nshare = [\"{share}\"]\nsync = \"100ms\"\nprefix = \"bench\"\n",
+        redis.port
+    );
+    stormguard::config::apply(&config).expect("a valid [fleet] section");
+    let until = Instant::now() + Duration::from_secs(5);
+    while !stormguard::__private::fleet_connected() {
+        if Instant::now() > until {
+            println!(
+                "fleet: group skipped: not connected to the redis-server on port {} within 5 s",
+                redis.port
+            );
+            stormguard::config::apply("").expect("an empty configuration");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let rt = current_thread();
+    let rt = &rt;
+    let mut g = c.benchmark_group("fleet");
+    bench_seq!(g, rt, "plain", not_inlined::plain);
+    bench_seq!(g, rt, "unshared", fleet_fns::unshared);
+    bench_seq!(g, rt, "shared", fleet_fns::shared);
+    g.finish();
+    let mut g = c.benchmark_group("fleet_ratio");
+    macro_rules! bench_pair {
+        ($name:expr, $base:path, $f:path) => {
+            g.bench_function($name, |b| {
+                b.iter_custom(|iters| paired(rt, iters, $base, $f))
+            });
+        };
+    }
+    bench_pair!("shared_vs_unshared", fleet_fns::unshared, fleet_fns::shared);
+    bench_pair!(
+        "unshared2_vs_unshared",
+        fleet_fns::unshared,
+        fleet_fns::unshared2
+    );
+    bench_pair!("shared_vs_plain", not_inlined::plain, fleet_fns::shared);
+    bench_pair!("unshared_vs_plain", not_inlined::plain, fleet_fns::unshared);
+    g.finish();
+    // Still shared at the end: the figures were taken while the sync thread ran.
+    let connected = stormguard::__private::fleet_connected();
+    println!("fleet: still connected to Redis after the group: {connected}");
+    // Stop the sync thread before its Redis goes away (no "unreachable" warning).
+    stormguard::config::apply("").expect("an empty configuration");
+    drop(redis);
+}
+
+/// Without feature `redis` there is no `[fleet]`: the group does not exist.
+#[cfg(not(feature = "redis"))]
+fn fleet(_: &mut Criterion) {}
+
+criterion_group!(benches, success, clock, retry_path, contention, fleet);
 criterion_main!(benches);
