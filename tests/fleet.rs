@@ -3,9 +3,14 @@
 //! processes (`FLEET_CHILD` set), then measures what the fleet sends through an outage and
 //! through Redis faults (down at start, paused with SIGSTOP, killed, restarted empty).
 //!
+//! And that the success path of a shared name allocates no more than an unshared twin's while
+//! the sync thread runs (a per-thread counting allocator in one child process).
+//!
 //! Without `redis-server` on PATH it prints one line and passes, unless
 //! `STORMGUARD_REDIS_TESTS` is set (CI sets it): then a missing Redis fails the test.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -23,15 +28,62 @@ fn now_ms() -> u64 {
 }
 
 // ---------------------------------------------------------------------------------------
+// Allocations per thread (read only by the `alloc` child; every process of the binary counts).
+// ---------------------------------------------------------------------------------------
+
+struct PerThreadCounting;
+
+thread_local! {
+    // `const`: no lazy initialisation and no destructor to register, so touching it from the
+    // allocator never allocates (nor recurses).
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn count_one() {
+    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+}
+
+/// This thread's allocations (`alloc`, `alloc_zeroed` and `realloc`) so far.
+fn allocations() -> u64 {
+    ALLOCATIONS.try_with(Cell::get).unwrap_or(0)
+}
+
+unsafe impl GlobalAlloc for PerThreadCounting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count_one();
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count_one();
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count_one();
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: PerThreadCounting = PerThreadCounting;
+
+// ---------------------------------------------------------------------------------------
 // The fleet's process (the child).
 // ---------------------------------------------------------------------------------------
 
 stormguard::breakers! {
     payments { consecutive_failures: 5, open_for: "600ms", open_max: "600ms", half_open_probes: 1, probe_timeout: "1s" }
+    // The allocation check's twins: the same declaration, only `alloc_shared` in `[fleet]`.
+    alloc_shared { consecutive_failures: 5, open_for: "600ms", half_open_probes: 1 }
+    alloc_local { consecutive_failures: 5, open_for: "600ms", half_open_probes: 1 }
 }
 
 stormguard::budgets! {
     payments { capacity: 20, ratio: 0.125, min_per_sec: 1 }
+    alloc_shared { capacity: 20, ratio: 0.125, min_per_sec: 1 }
+    alloc_local { capacity: 20, ratio: 0.125, min_per_sec: 1 }
 }
 
 #[derive(Debug)]
@@ -95,6 +147,89 @@ async fn guarded(addr: &str, id: u32) -> Result<(), Down> {
 )]
 async fn budgeted(addr: &str, id: u32) -> Result<(), Down> {
     request(addr, id).await
+}
+
+#[retry(breaker = "alloc_shared", budget = "alloc_shared")]
+#[inline(never)]
+async fn alloc_shared(x: u64) -> Result<u64, Down> {
+    Ok(std::hint::black_box(x).wrapping_add(1))
+}
+
+#[retry(breaker = "alloc_local", budget = "alloc_local")]
+#[inline(never)]
+async fn alloc_local(x: u64) -> Result<u64, Down> {
+    Ok(std::hint::black_box(x).wrapping_add(1))
+}
+
+/// Calls per batch and batches of the allocation check: 1,000 calls of each twin, the batches
+/// spread over several `sync` rounds (a pause between them), counted around the calls only.
+const ALLOC_BATCH: u64 = 50;
+const ALLOC_BATCHES: u64 = 20;
+
+/// The `alloc` child: on a current-thread runtime, 200 calls of each twin to warm up, then,
+/// while shared through Redis, this thread's allocations over 1,000 successful calls of each.
+/// Prints `alloc <shared> <unshared> <sanity> <ms the batches spanned> <still connected>`.
+fn alloc_child() {
+    tracing_subscriber::fmt()
+        .with_env_filter("stormguard=info")
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    if let Err(e) = stormguard::config::apply(&std::env::var("FLEET_CONFIG").unwrap()) {
+        println!("config-error {e}");
+        std::process::exit(2);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // The counter sees this thread's allocations: one `Vec`, one count.
+        let before = allocations();
+        drop(std::hint::black_box(vec![0u8; 16]));
+        let sanity = allocations() - before;
+        for i in 0..200 {
+            alloc_shared(i).await.unwrap();
+            alloc_local(i).await.unwrap();
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !stormguard::__private::fleet_connected() {
+            if tokio::time::Instant::now() > deadline {
+                println!("alloc-error not connected to Redis within 5 s");
+                std::process::exit(3);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (mut shared, mut local) = (0, 0);
+        let started = now_ms();
+        for batch in 0..ALLOC_BATCHES {
+            // Alternate which twin goes first.
+            for twin in [batch % 2, 1 - batch % 2] {
+                let before = allocations();
+                for i in 0..ALLOC_BATCH {
+                    let out = if twin == 0 {
+                        alloc_shared(i).await
+                    } else {
+                        alloc_local(i).await
+                    };
+                    assert!(out.is_ok(), "a call of the allocation check failed");
+                }
+                let n = allocations() - before;
+                if twin == 0 {
+                    shared += n;
+                } else {
+                    local += n;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(SYNC_MS / 4)).await;
+        }
+        let spanned = now_ms() - started;
+        let connected = stormguard::__private::fleet_connected();
+        println!(
+            "alloc {shared} {local} {sanity} {spanned} {}",
+            connected as u8
+        );
+    });
 }
 
 fn child() {
@@ -666,8 +801,69 @@ fn faults_fall_back_and_recover(rt: &tokio::runtime::Runtime) {
     println!("fleet: faults, 3 processes, sync {SYNC_MS} ms; per process (connected after start, fell back after SIGSTOP, reconnected after SIGCONT, fell back after kill, reconnected after restart (ms), ok, failed, slowest call ms): {report:?}");
 }
 
+/// Whether `key` exists in the test's Redis (one inline command on a plain socket).
+fn redis_exists(redis: &Redis, key: &str) -> bool {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", redis.port)).unwrap();
+    s.write_all(format!("EXISTS {key}\r\n").as_bytes()).unwrap();
+    let mut answer = [0u8; 4];
+    s.read_exact(&mut answer).unwrap();
+    &answer == b":1\r\n"
+}
+
+/// Issue 17: the success path of a shared name allocates nothing more than an unshared twin's
+/// while the sync thread runs (a child process counting its calling thread's allocations).
+fn shared_name_allocates_nothing_more(redis: &Redis) {
+    let config = format!(
+        "[fleet]\nredis = \"{}\"\nshare = [\"alloc_shared\"]\nsync = \"{SYNC_MS}ms\"\nprefix = \"t-alloc\"\n",
+        redis.url()
+    );
+    let f = spawn(Spec {
+        id: 0,
+        downstream: "",
+        config: &config,
+        run_ms: 0,
+        every_ms: 0,
+        function: "alloc",
+    })
+    .finish();
+    let line = f
+        .out
+        .iter()
+        .find(|l| l.starts_with("alloc "))
+        .unwrap_or_else(|| {
+            panic!(
+                "no allocation counts:\n{}\n{}",
+                f.out.join("\n"),
+                f.err.join("\n")
+            )
+        });
+    let v: Vec<u64> = line[6..].split(' ').map(|x| x.parse().unwrap()).collect();
+    let (shared, local, sanity, spanned, connected) = (v[0], v[1], v[2], v[3], v[4]);
+    let calls = ALLOC_BATCH * ALLOC_BATCHES;
+    println!(
+        "fleet: allocations on the calling thread over {calls} successful calls after 200 warm-up calls, sync {SYNC_MS} ms, the calls spread over {spanned} ms: shared name {shared}, unshared twin {local} (the counter saw {sanity} for one Vec)"
+    );
+    assert!(sanity >= 1, "the counting allocator counted nothing");
+    assert_eq!(connected, 1, "no longer shared at the end of the calls");
+    assert!(
+        spanned >= 2 * SYNC_MS,
+        "the calls spanned {spanned} ms, fewer than two sync rounds"
+    );
+    // The shared name really went through Redis, the twin did not.
+    assert!(redis_exists(redis, "t-alloc:budget:{alloc_shared}"));
+    assert!(!redis_exists(redis, "t-alloc:budget:{alloc_local}"));
+    assert_eq!(
+        shared, local,
+        "a shared name's success path allocated {shared} times, its unshared twin's {local}"
+    );
+}
+
 fn main() {
     if std::env::var_os("FLEET_CHILD").is_some() {
+        if std::env::var("FLEET_FN").is_ok_and(|f| f == "alloc") {
+            return alloc_child();
+        }
         return child();
     }
     let have_redis = Command::new("redis-server")
@@ -692,5 +888,6 @@ fn main() {
     shared_breaker_stops_the_fleet(&rt, &redis);
     shared_budget_bounds_the_fleet(&rt, &redis);
     faults_fall_back_and_recover(&rt);
-    println!("fleet: 3 scenarios passed");
+    shared_name_allocates_nothing_more(&redis);
+    println!("fleet: 4 scenarios passed");
 }
