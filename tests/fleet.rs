@@ -1,7 +1,7 @@
 //! Fleet-shared breakers and budgets on a real `redis-server` and real OS processes: this test
 //! binary starts Redis on a free port, a TCP downstream, and copies of itself as the fleet's
 //! processes (`FLEET_CHILD` set), then measures what the fleet sends through an outage and
-//! through Redis faults (down at start, paused with SIGSTOP, killed, restarted empty).
+//! through Redis faults (down at start, paused with SIGSTOP, killed, restarted empty, slow).
 //!
 //! And that the success path of a shared name allocates no more than an unshared twin's while
 //! the sync thread runs (a per-thread counting allocator in one child process).
@@ -331,6 +331,8 @@ impl Redis {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            // `DEBUG SLEEP` plays a slow Redis (one that answers, later than `sync`).
+            .args(["--enable-debug-command", "local"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -349,6 +351,19 @@ impl Redis {
         let pid = self.process.as_ref().unwrap().id().to_string();
         let status = Command::new("kill").args([sig, &pid]).status().unwrap();
         assert!(status.success(), "kill {sig} {pid}");
+    }
+
+    /// Makes Redis answer nothing for `secs`, then carry on (a slow Redis, not a dead one).
+    fn slow_for(&self, secs: f64) -> std::thread::JoinHandle<()> {
+        let port = self.port.to_string();
+        std::thread::spawn(move || {
+            let status = Command::new("redis-cli")
+                .args(["-p", &port, "DEBUG", "SLEEP", &secs.to_string()])
+                .stdout(Stdio::null())
+                .status()
+                .expect("redis-cli runs");
+            assert!(status.success(), "redis-cli DEBUG SLEEP");
+        })
     }
 
     fn kill(&mut self) {
@@ -715,7 +730,8 @@ fn shared_budget_bounds_the_fleet(rt: &tokio::runtime::Runtime, redis: &Redis) {
     assert!(shared < local, "shared {shared:.3} vs local {local:.3}");
 }
 
-/// Redis down at start-up, paused, killed, restarted empty: every process keeps serving,
+/// Redis down at start-up, paused, killed, restarted empty, slow (`DEBUG SLEEP`): every
+/// process keeps serving,
 /// falls back within about one `sync`, logs one `warn` per fall, and reconnects.
 fn faults_fall_back_and_recover(rt: &tokio::runtime::Runtime) {
     let mut redis = Redis::on_free_port();
@@ -727,7 +743,7 @@ fn faults_fall_back_and_recover(rt: &tokio::runtime::Runtime) {
                 id,
                 downstream: &down.addr,
                 config: &config,
-                run_ms: 9000,
+                run_ms: 10500,
                 every_ms: 20,
                 function: "guarded",
             })
@@ -749,6 +765,10 @@ fn faults_fall_back_and_recover(rt: &tokio::runtime::Runtime) {
     std::thread::sleep(Duration::from_millis(500));
     redis.start();
     let restarted = now_ms();
+    std::thread::sleep(Duration::from_millis(1500));
+    let slowed = now_ms();
+    redis.slow_for(0.5).join().unwrap();
+    let answering = now_ms();
     let done: Vec<Finished> = procs.into_iter().map(Proc::finish).collect();
     let mut report = BTreeMap::new();
     for (i, f) in done.iter().enumerate() {
@@ -760,6 +780,8 @@ fn faults_fall_back_and_recover(rt: &tokio::runtime::Runtime) {
         let up_after_cont = first_after(&ups, resumed).expect("reconnects after SIGCONT");
         let down_after_kill = first_after(&downs, killed).expect("falls back when killed");
         let up_after_restart = first_after(&ups, restarted).expect("reconnects to an empty Redis");
+        let down_after_slow = first_after(&downs, slowed).expect("falls back when Redis is slow");
+        let up_after_slow = first_after(&ups, answering).expect("reconnects when it answers");
         let (ok, failed, slowest) = f.done();
         report.insert(
             i,
@@ -769,6 +791,8 @@ fn faults_fall_back_and_recover(rt: &tokio::runtime::Runtime) {
                 up_after_cont,
                 down_after_kill,
                 up_after_restart,
+                down_after_slow,
+                up_after_slow,
                 ok,
                 failed,
                 slowest,
@@ -783,22 +807,30 @@ fn faults_fall_back_and_recover(rt: &tokio::runtime::Runtime) {
             down_after_kill <= 2 * SYNC_MS + 100,
             "kill noticed after {down_after_kill} ms"
         );
+        assert!(
+            down_after_slow <= 2 * SYNC_MS + 100,
+            "a slow Redis noticed after {down_after_slow} ms"
+        );
         assert!(up_after_start <= 2500 && up_after_cont <= 2500 && up_after_restart <= 2500);
+        assert!(
+            up_after_slow <= 2500,
+            "back {up_after_slow} ms after Redis answers again"
+        );
         // No call lost its result or waited on Redis: all succeeded, none slow.
         assert_eq!(failed, 0, "process {i}: failed calls");
         assert!(ok >= 400, "process {i}: {ok} calls");
         assert!(slowest < 100, "process {i}: a call took {slowest} ms");
-        // One `warn` per fall (down at start, paused, killed), one per return (started,
-        // resumed, restarted).
-        assert_eq!(f.warns("is unreachable"), 3, "process {i}: {:#?}", f.err);
-        assert_eq!(f.warns("is back;"), 3, "process {i}: {:#?}", f.err);
+        // One `warn` per fall (down at start, paused, killed, slow), one per return (started,
+        // resumed, restarted, answering again).
+        assert_eq!(f.warns("is unreachable"), 4, "process {i}: {:#?}", f.err);
+        assert_eq!(f.warns("is back;"), 4, "process {i}: {:#?}", f.err);
         assert!(
             f.err.iter().all(|l| !l.contains("panicked")),
             "process {i} panicked"
         );
     }
     let _ = t0;
-    println!("fleet: faults, 3 processes, sync {SYNC_MS} ms; per process (connected after start, fell back after SIGSTOP, reconnected after SIGCONT, fell back after kill, reconnected after restart (ms), ok, failed, slowest call ms): {report:?}");
+    println!("fleet: faults, 3 processes, sync {SYNC_MS} ms; per process (connected after start, fell back after SIGSTOP, reconnected after SIGCONT, fell back after kill, reconnected after restart, fell back when slow (DEBUG SLEEP 0.5), reconnected after it (ms), ok, failed, slowest call ms): {report:?}");
 }
 
 /// Whether `key` exists in the test's Redis (one inline command on a plain socket).
