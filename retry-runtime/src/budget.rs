@@ -387,26 +387,29 @@ impl Budget {
             // One shape for the whole decision, even if a reload retunes the budget meanwhile.
             let shape = self.shape();
             let mut ledger = self.ledger();
+            // Shared: the fleet's lease decides; the local ledger still books the same retry,
+            // so that it is right when Redis goes away (the sync task books the successes,
+            // which it also reports to the fleet).
             #[cfg(feature = "redis")]
-            if self.lease.load(Acquire) != fleet::LOCAL {
-                // Shared: the fleet's lease decides; the local ledger still books the same
-                // retry, so that it is right when Redis goes away (the sync task books the
-                // successes, which it also reports to the fleet).
-                let local = ledger.take(shape, now_ms, f64::from(cost));
-                self.booked.store(ledger.tokens().to_bits(), Relaxed);
-                drop(ledger);
-                return self.decide(
-                    slot,
-                    self.take_lease(cost)
-                        .map(|milli| Paid::Fleet { milli, local }),
-                );
+            let leased = self.lease.load(Acquire) != fleet::LOCAL;
+            #[cfg(not(feature = "redis"))]
+            let leased = false;
+            if !leased {
+                self.book(shape, &mut ledger, now_ms);
             }
-            self.book(shape, &mut ledger, now_ms);
             let grant = ledger.take(shape, now_ms, f64::from(cost));
             self.booked.store(ledger.tokens().to_bits(), Relaxed);
-            grant.map(Paid::Local)
+            (grant, leased)
         };
-        self.decide(slot, grant)
+        #[cfg(feature = "redis")]
+        if grant.1 {
+            let paid = self.take_lease(cost).map(|milli| Paid::Fleet {
+                milli,
+                local: grant.0,
+            });
+            return self.decide(slot, paid);
+        }
+        self.decide(slot, grant.0.map(Paid::Local))
     }
 
     /// Books the successes counted since the last look into the ledger (under its lock);

@@ -48,17 +48,14 @@ impl Breaker {
 
     /// The fleet's breaker is open for `remaining` more nanoseconds: a closed or half-open
     /// breaker here opens for that long (a half-open one drops its probes: another process
-    /// holds the fleet's). Returns the new generation when it moved.
-    pub(crate) fn fleet_open(&self, remaining: u64) -> Option<u32> {
+    /// holds the fleet's); an open one stays as it is.
+    pub(crate) fn fleet_open(&self, remaining: u64) {
         if self.force.load(Ordering::Acquire) != FORCE_AUTO {
-            return None;
+            return;
         }
         let now = clock_now();
         let mut word = self.state.0.load(Acquire);
-        loop {
-            if word & KIND_MASK == OPEN {
-                return None;
-            }
+        while word & KIND_MASK != OPEN {
             let next = generation_of(word).wrapping_add(1);
             match self
                 .state
@@ -68,15 +65,9 @@ impl Breaker {
                 Ok(_) => {
                     let nominal = self.limits().open_for;
                     let until = now.saturating_add(remaining);
-                    self.publish_open(
-                        next,
-                        kind_of(word),
-                        nominal,
-                        until,
-                        "opened by the fleet",
-                        0,
-                    );
-                    return Some(next);
+                    let reason = "opened by the fleet";
+                    self.publish_open(next, kind_of(word), nominal, until, reason, 0);
+                    return;
                 }
                 Err(actual) => word = actual,
             }
@@ -84,36 +75,15 @@ impl Breaker {
     }
 
     /// The fleet's breaker closed (another process's probes succeeded): an open or half-open
-    /// breaker here closes too, with a fresh window. Returns the new generation when it moved.
-    pub(crate) fn fleet_close(&self) -> Option<u32> {
+    /// breaker here closes too, with a fresh window (`force`'s own move to closed).
+    pub(crate) fn fleet_close(&self) {
         if self.force.load(Ordering::Acquire) != FORCE_AUTO {
-            return None;
+            return;
         }
         self.hold_until.store(0, Release);
-        let mut word = self.state.0.load(Acquire);
-        loop {
-            if word & KIND_MASK == CLOSED {
-                return None;
-            }
-            let next = generation_of(word).wrapping_add(1);
-            // Before the CAS, so that the closed period's first calls find it.
-            self.start_window(next);
-            match self
-                .state
-                .0
-                .compare_exchange(word, closed_word(next), AcqRel, Acquire)
-            {
-                Ok(_) => {
-                    self.log(
-                        kind_of(word),
-                        BreakerState::Closed,
-                        "closed by the fleet",
-                        0,
-                    );
-                    return Some(next);
-                }
-                Err(actual) => word = actual,
-            }
+        let (from, _) = self.move_to(true);
+        if from != BreakerState::Closed {
+            self.log(from, BreakerState::Closed, "closed by the fleet", 0);
         }
     }
 

@@ -141,7 +141,7 @@ impl Breaker {
     /// Moves the state word to open (`closing`: closed) in the next generation, from whatever
     /// it is; returns the state it left and the new generation. A closed breaker forced
     /// closed stays as it is.
-    fn move_to(&self, closing: bool) -> (BreakerState, u32) {
+    pub(super) fn move_to(&self, closing: bool) -> (BreakerState, u32) {
         let mut current = self.state.0.load(Acquire);
         loop {
             let from = kind_of(current);

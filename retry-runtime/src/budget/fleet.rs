@@ -96,9 +96,10 @@ impl Budget {
         });
     }
 
-    /// Redis does not answer: the local ledger decides from now on. True if it was shared.
-    pub(crate) fn lease_to_local(&self) -> bool {
-        self.lease.swap(LOCAL, AcqRel) != LOCAL
+    /// Redis does not answer: the local ledger decides from now on.
+    pub(crate) fn lease_to_local(&self) {
+        self.lease
+            .store(LOCAL, std::sync::atomic::Ordering::Release);
     }
 
     /// The shape in the fleet's units.

@@ -128,9 +128,7 @@ impl SharedBreaker {
             }
         } else {
             self.breaker.fleet_hold(0);
-            if self.breaker.fleet_view().state != BreakerState::Closed {
-                self.breaker.fleet_close();
-            }
+            self.breaker.fleet_close(); // a closed breaker stays as it is
         }
         self.seen = Some(self.breaker.fleet_view());
         Ok(())

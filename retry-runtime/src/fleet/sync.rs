@@ -78,28 +78,26 @@ async fn run(plan: &FleetPlan, stop: &Stop) {
     let mut connection: Option<MultiplexedConnection> = None;
     let mut backoff = FIRST_BACKOFF;
     while !stop.asked() {
-        let con = match &mut connection {
-            Some(con) => con,
-            None => {
-                let connecting = client.get_multiplexed_async_connection_with_config(&config);
-                match tokio::time::timeout(plan.sync.max(Duration::from_millis(100)), connecting)
-                    .await
-                {
-                    Ok(Ok(con)) => connection.insert(con),
-                    Ok(Err(e)) => {
-                        fleet.down(&where_, &format!("cannot connect: {e}"));
-                        pause(stop, backoff).await;
-                        backoff = (backoff * 2).min(MOST_BACKOFF);
-                        continue;
-                    }
-                    Err(_) => {
-                        fleet.down(&where_, "no answer to the connection within `sync`");
-                        pause(stop, backoff).await;
-                        backoff = (backoff * 2).min(MOST_BACKOFF);
-                        continue;
-                    }
+        if connection.is_none() {
+            let connecting = client.get_multiplexed_async_connection_with_config(&config);
+            let limit = plan.sync.max(Duration::from_millis(100));
+            let why = match tokio::time::timeout(limit, connecting).await {
+                Ok(Ok(con)) => {
+                    connection = Some(con);
+                    None
                 }
+                Ok(Err(e)) => Some(format!("cannot connect: {e}")),
+                Err(_) => Some("no answer to the connection within `sync`".to_owned()),
+            };
+            if let Some(why) = why {
+                fleet.down(&where_, &why);
+                pause(stop, backoff).await;
+                backoff = (backoff * 2).min(MOST_BACKOFF);
+                continue;
             }
+        }
+        let Some(con) = connection.as_mut() else {
+            continue;
         };
         match tokio::time::timeout(plan.sync, fleet.round(con)).await {
             Ok(Ok(())) => {
