@@ -486,11 +486,11 @@ async fn a_reload_moves_the_hedge_delay_for_the_next_call() {
         ),
         (
             "[retry.\"hedge::live\"]\nhedge = \"p100\"\n",
-            "write hedge = \"p50\" up to hedge = \"p99.9\"",
+            "p100 is outside p50–p99.9",
         ),
         (
             "[retry.\"hedge::live\"]\nhedge = \"p99.95\"\n",
-            "one decimal at most",
+            "percentiles take at most one decimal",
         ),
         ("[retry.\"hedge::live\"]\nhedge = \"0ms\"\n", "a zero delay"),
         (

@@ -246,7 +246,7 @@ fn set(args: &mut Args, key: &Ident, value: Option<Expr>) -> syn::Result<()> {
             let s = string(&name, &value)?;
             let text = s.value();
             let kind = match text.trim().strip_prefix('p') {
-                Some(p) => HedgeKind::Percentile(percentile(p).map_err(|msg| {
+                Some(p) => HedgeKind::Percentile(crate::percentile::parse(p).map_err(|msg| {
                     syn::Error::new(s.span(), format!("`hedge = {text:?}`: {msg}"))
                 })?),
                 None => {
@@ -433,32 +433,6 @@ fn int(key: &str, value: &Expr) -> syn::Result<u32> {
         }
         _ => Err(expected_number(key, value)),
     }
-}
-
-/// `"95"`, `"99.9"` (after the `p`): tenths of a percent, from p50 to p99.9.
-fn percentile(text: &str) -> Result<u16, String> {
-    let hint = "write a percentile from p50 to p99.9, like \"p95\", \"p99\" or \"p99.9\"";
-    let (whole, tenth) = match text.split_once('.') {
-        Some((w, t)) if t.len() == 1 => (w, t),
-        Some(_) => return Err(format!("percentiles take at most one decimal; {hint}")),
-        None => (text, "0"),
-    };
-    let parsed = whole
-        .parse::<u16>()
-        .ok()
-        .zip(tenth.parse::<u16>().ok())
-        .filter(|_| !whole.is_empty() && whole.bytes().all(|b| b.is_ascii_digit()));
-    let Some((whole, tenth)) = parsed else {
-        return Err(format!("not a percentile; {hint}"));
-    };
-    let permille = whole.saturating_mul(10).saturating_add(tenth);
-    if !(500..=999).contains(&permille) {
-        return Err(format!(
-            "p{} is outside p50–p99.9 (below the median a hedge would double most calls; p100 is the slowest call, never reached); {hint}",
-            text
-        ));
-    }
-    Ok(permille)
 }
 
 fn is_number(expr: &Expr) -> bool {

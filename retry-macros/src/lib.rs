@@ -8,6 +8,7 @@ mod config;
 mod duration;
 mod expand;
 mod item;
+mod percentile;
 mod plan;
 mod suggest;
 mod validate;

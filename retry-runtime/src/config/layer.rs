@@ -1,8 +1,8 @@
 //! One layer of the live configuration (a TOML file or text, or the `STORMGUARD__…`
 //! environment): parsed and checked key by key into typed overrides, each with its origin.
 
-use super::duration;
 use super::error::{ConfigError, Problem};
+use super::{duration, percentile};
 use crate::policy::{Backoff, Hedge, Jitter};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -405,9 +405,9 @@ fn set_retry(
         "hedge" => {
             let text = string(place, key, value, "hedge = \"50ms\" or hedge = \"p95\"")?;
             let h = match text.strip_prefix('p') {
-                Some(pct) => match percentile(pct) {
-                    Some(permille) => Hedge::Percentile(permille),
-                    None => return Err(bad(place, value, k, format!("{text:?} is not a percentile to hedge at; write hedge = \"p50\" up to hedge = \"p99.9\" (one decimal at most), or a fixed delay like hedge = \"50ms\""))),
+                Some(pct) => match percentile::parse(pct) {
+                    Ok(permille) => Hedge::Percentile(permille),
+                    Err(why) => return Err(bad(place, value, k, format!("{text:?}: {why}, or a fixed delay like hedge = \"50ms\""))),
                 },
                 None => match duration::parse(text) {
                     Ok(0) => return Err(bad(place, value, k, "a zero delay would start every attempt at once (each call multiplied); write a delay like hedge = \"50ms\", or a percentile like hedge = \"p95\"".into())),
@@ -436,21 +436,6 @@ fn set_retry(
         other => return Err(unknown_key(place, key, other, "retry", RETRY_KEYS)),
     }
     Ok(())
-}
-
-/// `95` or `99.9` as tenths of a percent (950, 999), from p50 to p99.9.
-fn percentile(text: &str) -> Option<u16> {
-    let (whole, tenth) = match text.split_once('.') {
-        Some((w, t)) if t.len() == 1 => (w, t),
-        Some(_) => return None,
-        None => (text, "0"),
-    };
-    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !all_digits(whole) || !all_digits(tenth) || whole.len() > 2 {
-        return None;
-    }
-    let permille = whole.parse::<u16>().ok()? * 10 + tenth.parse::<u16>().ok()?;
-    (500..=999).contains(&permille).then_some(permille)
 }
 
 fn set_breaker(

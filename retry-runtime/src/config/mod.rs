@@ -27,6 +27,8 @@ mod duration;
 mod env;
 mod error;
 mod layer;
+#[path = "../../../retry-macros/src/percentile.rs"]
+mod percentile;
 mod resolve;
 mod show;
 mod watch;
