@@ -238,7 +238,7 @@ impl Breaker {
                         probe: false,
                     })
                 }
-                OPEN => match self.open_left(generation, now).max(self.hold_left(now)) {
+                OPEN => match self.refusing_for(generation, now) {
                     0 => half_open_word(generation.wrapping_add(1), 1, 0),
                     left => return self.refuse(left),
                 },
@@ -301,9 +301,11 @@ impl Breaker {
         }
     }
 
-    /// Nanoseconds left of a fleet's hold on the probes (0 without one: see `fleet.rs`).
-    fn hold_left(&self, now: u64) -> u64 {
-        self.hold_until.load(Acquire).saturating_sub(now)
+    /// Nanoseconds an open breaker of period `generation` still refuses calls: its open time
+    /// left, or the fleet's hold on the probes if longer (0 without one: see `fleet.rs`).
+    fn refusing_for(&self, generation: u32, now: u64) -> u64 {
+        let held = self.hold_until.load(Acquire).saturating_sub(now);
+        self.open_left(generation, now).max(held)
     }
 
     /// Nanoseconds left before the half-open period `generation` gives up on its probes; while
@@ -333,12 +335,7 @@ impl Breaker {
         }
         match word & KIND_MASK {
             CLOSED => false,
-            OPEN => {
-                let now = clock_now();
-                self.open_left(generation_of(word), now)
-                    .max(self.hold_left(now))
-                    > 0
-            }
+            OPEN => self.refusing_for(generation_of(word), clock_now()) > 0,
             _ => in_flight_of(word) + succeeded_of(word) >= self.limits().probes,
         }
     }
@@ -373,10 +370,7 @@ impl Breaker {
         if word & KIND_MASK != OPEN {
             return None;
         }
-        let now = clock_now();
-        let left = self
-            .open_left(generation_of(word), now)
-            .max(self.hold_left(now));
+        let left = self.refusing_for(generation_of(word), clock_now());
         Some(Duration::from_nanos(left))
     }
 
