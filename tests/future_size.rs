@@ -71,6 +71,16 @@ async fn every_option(x: &u64) -> Result<u64, Error> {
     plain(x).await
 }
 
+#[retry(hedge = "50ms")]
+async fn hedged(x: &u64) -> Result<u64, Error> {
+    plain(x).await
+}
+
+#[retry(hedge = "p95", timeout = "1s")]
+async fn hedged_timeout(x: &u64) -> Result<u64, Error> {
+    plain(x).await
+}
+
 #[test]
 fn annotated_futures_stay_within_their_size_budget() {
     let x = 7;
@@ -80,6 +90,8 @@ fn annotated_futures_stay_within_their_size_budget() {
         ("breaker", size_of_val(&with_breaker(&x)), 96),
         ("timeout", size_of_val(&with_timeout(&x)), 232),
         ("every option", size_of_val(&every_option(&x)), 256),
+        ("hedge", size_of_val(&hedged(&x)), 424),
+        ("hedge + timeout", size_of_val(&hedged_timeout(&x)), 424),
     ];
     println!("plain fn's future: {plain} bytes");
     for (what, size, _) in sizes {

@@ -29,6 +29,11 @@ pub fn now_nanos() -> u64 {
     (since.as_nanos().min(u64::MAX as u128) as u64).max(1)
 }
 
+/// The instant [`now_nanos`] would read as `nanos`, for a timer set on this clock.
+pub fn instant(nanos: u64) -> Instant {
+    origin() + Duration::from_nanos(nanos)
+}
+
 /// A duration as whole nanoseconds, saturating at `u64::MAX` (about 584 years).
 pub fn nanos(d: Duration) -> u64 {
     d.as_nanos().min(u64::MAX as u128) as u64

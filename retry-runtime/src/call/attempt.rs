@@ -57,6 +57,23 @@ impl Timer {
     }
 }
 
+impl Timer {
+    /// Tokio's `sleep_until` the moment [`now_nanos`](crate::clock::now_nanos) reads `at`.
+    #[inline]
+    pub(crate) fn at(at: u64) -> Timer {
+        Timer {
+            sleep: ManuallyDrop::new(tokio::time::sleep_until(crate::clock::instant(at))),
+        }
+    }
+
+    /// Sets it to fire at `at` instead (on the same clock as [`Timer::at`]).
+    pub(crate) fn reset(self: Pin<&mut Self>, at: u64) {
+        // SAFETY: as in `poll`.
+        unsafe { self.map_unchecked_mut(|pause| &mut *pause.sleep) }
+            .reset(crate::clock::instant(at));
+    }
+}
+
 impl Future for Timer {
     type Output = ();
 

@@ -61,20 +61,92 @@ pub enum HedgeStep<R> {
 }
 
 pin_project_lite::pin_project! {
-    /// One attempt in flight.
+    /// One attempt in flight. Its limit and its latency count from the moment it first
+    /// waits, the moment from which the hedge delay beside it counts too.
     struct Running<F> {
         #[pin]
         body: F,
-        #[pin]
-        timer: Option<Timer>,
         scope: AttemptScope,
         permit: Option<Permit>,
         slot: Option<RetrySlot>,
-        // When it started, on the call's clock (0: not measured).
-        started_at: u64,
+        // When it first waited, on the call's clock (0: not yet).
+        waited_at: u64,
+        // When its limit (`timeout`, or what the deadline left) passes (0: none).
+        expires_at: u64,
+        // Its limit is what the deadline left.
+        by_deadline: bool,
         // Started beside a running attempt, by the hedge delay.
         hedged: bool,
     }
+}
+
+impl<F> Running<F> {
+    /// `body`, as the attempt `admitted` lets start.
+    fn new(body: F, admitted: Admitted) -> Self {
+        Running {
+            body,
+            scope: AttemptScope::new(admitted.number),
+            permit: admitted.permit,
+            slot: admitted.slot,
+            waited_at: 0,
+            expires_at: 0,
+            by_deadline: false,
+            hedged: admitted.hedged,
+        }
+    }
+
+    /// What the call needs of it once it finished; with `measure` (`hedge = "pNN"`), its
+    /// latency: zero if it never waited (it finished within its first poll, before a hedge
+    /// delay could have begun).
+    fn finished(self: Pin<&mut Self>, measure: bool) -> Finished {
+        let this = self.project();
+        Finished {
+            number: this.scope.number,
+            permit: this.permit.take(),
+            hedged: *this.hedged,
+            latency: measure.then(|| match *this.waited_at {
+                0 => Duration::ZERO,
+                waited => Duration::from_nanos(crate::clock::now_nanos().saturating_sub(waited)),
+            }),
+            timed_out: None,
+            skipped: None,
+            retried_below: this.scope.retried_below(),
+        }
+    }
+
+    /// It waits from `now` on (if it did not already): its limit, if any, counts from now.
+    fn begin_waiting(self: Pin<&mut Self>, now: u64, limit: Option<(Duration, bool)>) {
+        let this = self.project();
+        if *this.waited_at != 0 {
+            return;
+        }
+        *this.waited_at = now;
+        if let Some((limit, by_deadline)) = limit {
+            *this.expires_at = now.saturating_add(crate::clock::nanos(limit)).max(1);
+            *this.by_deadline = by_deadline;
+        }
+    }
+
+    /// Its limit, and whether it was what the deadline left.
+    fn limit(&self) -> (Duration, bool) {
+        let limit = self.expires_at.saturating_sub(self.waited_at);
+        (Duration::from_nanos(limit), self.by_deadline)
+    }
+}
+
+/// The attempts in flight, oldest first.
+fn each<'a, F>(
+    first: &'a Option<Running<F>>,
+    more: &'a [Pin<Box<Running<F>>>],
+) -> impl Iterator<Item = &'a Running<F>> {
+    first.iter().chain(more.iter().map(|r| &**r))
+}
+
+/// An attempt's body, polled in the attempt's own scope.
+fn poll_body<F: Future>(running: Pin<&mut Running<F>>, cx: &mut Context<'_>) -> Poll<F::Output> {
+    let this = running.project();
+    let body = this.body;
+    this.scope.enter(|| body.poll(cx))
 }
 
 /// What is known of the attempt that just finished, for [`Call::after_hedged_attempt`].
@@ -99,29 +171,42 @@ struct Admitted {
     permit: Option<Permit>,
     slot: Option<RetrySlot>,
     hedged: bool,
-    started_at: u64,
+}
+
+/// What one step of a hedged call hands the next: the admission of the attempt
+/// [`Hedging::start`] begins, or the attempt [`Call::after_hedged_attempt`] judges (never both
+/// at once).
+#[derive(Debug, Default)]
+enum Handoff {
+    #[default]
+    Empty,
+    Admitted(Admitted),
+    Finished(Finished),
 }
 
 pin_project_lite::pin_project! {
     /// The attempts of one hedged call: the first in place (a call whose first attempt wins
-    /// allocates nothing), the hedges beside it boxed.
+    /// allocates nothing), the hedges beside it boxed, and one timer for all of them.
     #[must_use = "a hedged call's attempts"]
     pub struct Hedging<F> {
         #[pin]
         first: Option<Running<F>>,
         more: Vec<Pin<Box<Running<F>>>>,
-        // Armed once the newest attempt is pending: when it fires, a hedge may start.
+        // Set to the soonest of the hedge delay and the attempts' limits (made the first
+        // time an attempt waits, then only reset).
         #[pin]
-        delay: Option<Timer>,
+        timer: Option<Timer>,
+        // What `timer` is set to, on the call's clock.
+        timer_at: u64,
+        // When the next hedge may start beside the newest attempt (0: not armed).
+        hedge_at: u64,
         // Attempts started.
         started: u32,
-        // The next attempt should start now (the first, or one after a transient failure).
-        start_now: bool,
-        // Granted for the attempt `start` begins.
-        admitted: Option<Admitted>,
-        finished: Finished,
         // Transient failures that started another attempt.
         retries: u32,
+        // The next attempt should start now (the first, or one after a transient failure).
+        start_now: bool,
+        handoff: Handoff,
     }
 }
 
@@ -138,12 +223,13 @@ impl<F> Hedging<F> {
         Hedging {
             first: None,
             more: Vec::new(),
-            delay: None,
+            timer: None,
+            timer_at: 0,
+            hedge_at: 0,
             started: 0,
-            start_now: true,
-            admitted: None,
-            finished: Finished::default(),
             retries: 0,
+            start_now: true,
+            handoff: Handoff::Empty,
         }
     }
 
@@ -156,30 +242,20 @@ impl<F> Hedging<F> {
     #[inline]
     pub fn start(self: Pin<&mut Self>, body: F) {
         let mut this = self.project();
-        let Some(admitted) = this.admitted.take() else {
+        let Handoff::Admitted(admitted) = std::mem::take(this.handoff) else {
             // Only `HedgeStep::Start` leads here, and it always admits first.
             debug_assert!(false, "a hedged attempt started without admission");
             return;
         };
         *this.started = admitted.number;
-        this.delay.set(None);
-        let running = Running {
-            body,
-            timer: None,
-            scope: AttemptScope::new(admitted.number),
-            permit: admitted.permit,
-            slot: admitted.slot,
-            started_at: admitted.started_at,
-            hedged: admitted.hedged,
-        };
+        *this.hedge_at = 0;
         if this.first.is_none() {
-            this.first.set(Some(running));
+            this.first.set(Some(Running::new(body, admitted)));
         } else {
-            this.more.push(Box::pin(running));
+            this.more.push(Box::pin(Running::new(body, admitted)));
         }
     }
 
-    /// Drops every attempt in flight (another won), counting them.
     /// Drops every attempt still running; returns how many. With `record` (`hedge = "pNN"`),
     /// each one's time so far is recorded as a latency: it took at least that long, and
     /// leaving the slow attempts that lost out of the record would bias it fast (the delay
@@ -187,50 +263,47 @@ impl<F> Hedging<F> {
     fn cancel_all(self: Pin<&mut Self>, record: Option<&LatencyRecord>) -> u64 {
         let mut this = self.project();
         let cancelled = this.first.is_some() as u64 + this.more.len() as u64;
-        if let Some(record) = record.filter(|_| cancelled > 0) {
+        if cancelled == 0 {
+            return 0;
+        }
+        if let Some(record) = record {
             let now = crate::clock::now_nanos();
-            let first = this.first.as_ref().get_ref().as_ref().map(|r| r.started_at);
-            let starts = first
+            let first = this.first.as_ref().get_ref().as_ref().map(|r| r.waited_at);
+            let waits = first
                 .into_iter()
-                .chain(this.more.iter().map(|r| r.started_at));
-            for started in starts.filter(|s| *s != 0) {
-                record.record(Duration::from_nanos(now.saturating_sub(started)));
+                .chain(this.more.iter().map(|r| r.waited_at));
+            for waited in waits.filter(|w| *w != 0) {
+                record.record(Duration::from_nanos(now.saturating_sub(waited)));
             }
         }
         this.first.set(None);
         this.more.clear();
-        this.delay.set(None);
+        *this.hedge_at = 0;
         cancelled
     }
-}
 
-/// An attempt's poll: its body in its own scope, under its limit.
-enum Polled<R> {
-    Pending,
-    Ready(R),
-    TimedOut(Duration, bool),
-}
-
-fn poll_running<F: Future>(
-    mut running: Pin<&mut Running<F>>,
-    limit: Option<(Duration, bool)>,
-    cx: &mut Context<'_>,
-) -> Polled<F::Output> {
-    let this = running.as_mut().project();
-    let body = this.body;
-    if let Poll::Ready(out) = this.scope.enter(|| body.poll(cx)) {
-        return Polled::Ready(out);
-    }
-    let Some((limit, by_deadline)) = limit else {
-        return Polled::Pending;
-    };
-    let mut timer = this.timer;
-    if timer.is_none() {
-        timer.set(Some(Timer::new(limit)));
-    }
-    match timer.as_pin_mut().map(|t| t.poll(cx)) {
-        Some(Poll::Ready(())) => Polled::TimedOut(limit, by_deadline),
-        _ => Polled::Pending,
+    /// The attempt at `index` (`None`: the first) is done: it is dropped at once, and what the
+    /// call needs of it is kept for [`Call::after_hedged_attempt`].
+    fn finish(self: Pin<&mut Self>, index: Option<usize>, measure: bool) -> &mut Finished {
+        let mut this = self.project();
+        let finished = match index {
+            None => {
+                let finished = this
+                    .first
+                    .as_mut()
+                    .as_pin_mut()
+                    .map(|r| r.finished(measure));
+                this.first.set(None);
+                finished.unwrap_or_default()
+            }
+            Some(i) => this.more.remove(i).as_mut().finished(measure),
+        };
+        *this.hedge_at = 0;
+        *this.handoff = Handoff::Finished(finished);
+        match this.handoff {
+            Handoff::Finished(finished) => finished,
+            _ => unreachable!("just set"),
+        }
     }
 }
 
@@ -268,6 +341,15 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
         }
     }
 
+    /// When the next hedge may start, for an attempt that began waiting at `now` (0: none may,
+    /// as `hedge = "pNN"` before its record has enough samples).
+    fn hedge_at(&self, now: u64) -> u64 {
+        match self.hedge_delay() {
+            Some(delay) => now.saturating_add(crate::clock::nanos(delay)).max(1),
+            None => 0,
+        }
+    }
+
     /// Decides what a finished attempt of a hedged call means: its success or permanent error
     /// ends the call (every other attempt dropped at once); a transient failure starts the
     /// next attempt at once (after the server's `retry_after` hint, if nothing else runs),
@@ -286,7 +368,9 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
         W: Transient<E> + ?Sized,
         H: RetryHint<E> + ?Sized,
     {
-        let finished = std::mem::take(hedging.as_mut().project().finished);
+        let Handoff::Finished(finished) = std::mem::take(hedging.as_mut().project().handoff) else {
+            unreachable!("only `HedgeStep::Done` leads here, and it always hands one over")
+        };
         self.scope = AttemptScope::new(finished.number);
         let record = self.latency_record();
         if let (Some(latency), Some(record)) = (finished.latency, record) {
@@ -362,12 +446,11 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
                 let this = hedging.as_mut().project();
                 *this.retries += 1;
                 *this.start_now = true;
-                *this.admitted = Some(Admitted {
+                *this.handoff = Handoff::Admitted(Admitted {
                     number: *this.started + 1,
                     permit: None,
                     slot: Some(slot),
                     hedged: false,
-                    started_at: 0,
                 });
                 Verdict::Retry(delay)
             }
@@ -408,110 +491,89 @@ where
                 return Poll::Ready(step);
             }
         }
-        let policy = call.policy;
-        let limit = call.attempt_limit();
-        let measure = matches!(policy.hedge(), Some(Hedge::Percentile(_)));
-        let mut h = hedging.project();
+        let measure = matches!(call.policy.hedge(), Some(Hedge::Percentile(_)));
         // The attempts in flight, oldest first; the first to finish is judged.
-        let mut polled = None;
+        let mut h = hedging.as_mut().project();
+        let mut done = None;
         if let Some(first) = h.first.as_mut().as_pin_mut() {
-            match poll_running(first, limit, cx) {
-                Polled::Pending => {}
-                done => polled = Some((done, None)),
+            if let Poll::Ready(result) = poll_body(first, cx) {
+                done = Some((None, result));
             }
         }
-        if polled.is_none() {
+        if done.is_none() {
             for (i, running) in h.more.iter_mut().enumerate() {
-                match poll_running(running.as_mut(), limit, cx) {
-                    Polled::Pending => {}
-                    done => {
-                        polled = Some((done, Some(i)));
-                        break;
-                    }
+                if let Poll::Ready(result) = poll_body(running.as_mut(), cx) {
+                    done = Some((Some(i), result));
+                    break;
                 }
             }
         }
-        if let Some((done, index)) = polled {
-            let now = if measure {
-                crate::clock::now_nanos()
-            } else {
-                0
-            };
-            let (number, permit, hedged, started_at, retried_below) = {
-                let take = |r: Pin<&mut Running<F>>| {
-                    let r = r.project();
-                    (
-                        r.scope.number,
-                        r.permit.take(),
-                        *r.hedged,
-                        *r.started_at,
-                        r.scope.retried_below(),
-                    )
-                };
-                match index {
-                    None => take(h.first.as_mut().as_pin_mut().expect("polled")),
-                    Some(i) => take(h.more[i].as_mut()),
-                }
-            };
-            // Dropped (cancelled) before anything else happens.
-            match index {
-                None => h.first.set(None),
-                Some(i) => drop(h.more.remove(i)),
-            }
-            h.delay.set(None);
-            *h.finished = Finished {
-                number,
-                permit,
-                hedged,
-                latency: (started_at != 0)
-                    .then(|| Duration::from_nanos(now.saturating_sub(started_at))),
-                timed_out: None,
-                skipped: None,
-                retried_below,
-            };
-            let result = match done {
-                Polled::Ready(result) => result,
-                Polled::TimedOut(limit, by_deadline) => {
-                    h.finished.timed_out = Some(by_deadline);
-                    h.finished.latency = None;
-                    call.scope = AttemptScope::new(number);
-                    call.log_timeout(limit);
-                    Err(guard.guard_error(call.limit_error(limit, by_deadline)))
-                }
-                Polled::Pending => unreachable!("only finished attempts are taken"),
-            };
+        if let Some((index, result)) = done {
+            hedging.finish(index, measure);
             return Poll::Ready(HedgeStep::Done(result));
         }
-        // All pending: arm the hedge delay, and start a hedge when it passes.
-        if *h.started >= policy.attempts() {
-            return Poll::Pending;
-        }
-        if h.delay.is_none() {
-            match call.hedge_delay() {
-                Some(delay) => h.delay.set(Some(Timer::new(delay))),
-                None => return Poll::Pending,
+        // All wait. Those that just began to: their limits (and latencies) count from now,
+        // and a hedge may start a delay after the newest began.
+        let mut now = 0;
+        let arm_hedge = *h.hedge_at == 0 && *h.started < call.policy.attempts();
+        if arm_hedge || each(h.first.as_ref().get_ref(), h.more).any(|r| r.waited_at == 0) {
+            now = crate::clock::now_nanos();
+            let limit = call.attempt_limit();
+            let first = h.first.as_mut().as_pin_mut();
+            for running in first
+                .into_iter()
+                .chain(h.more.iter_mut().map(|r| r.as_mut()))
+            {
+                running.begin_waiting(now, limit);
+            }
+            if arm_hedge {
+                *h.hedge_at = call.hedge_at(now);
             }
         }
-        let fired = h
-            .delay
-            .as_mut()
-            .as_pin_mut()
-            .is_some_and(|timer| timer.poll(cx).is_ready());
-        if !fired {
-            return Poll::Pending;
-        }
-        h.delay.set(None);
-        let number = *h.started + 1;
-        match call.admit_hedge(number) {
-            Some(admitted) => {
-                *h.admitted = Some(admitted);
-                Poll::Ready(HedgeStep::Start)
+        loop {
+            let limits = each(h.first.as_ref().get_ref(), h.more).map(|r| r.expires_at);
+            let Some(at) = limits.chain([*h.hedge_at]).filter(|at| *at != 0).min() else {
+                return Poll::Pending;
+            };
+            match h.timer.as_mut().as_pin_mut() {
+                None => h.timer.set(Some(Timer::at(at))),
+                Some(timer) if *h.timer_at != at => timer.reset(at),
+                Some(_) => {}
             }
-            None => {
-                // Skipped (budget or breaker): what runs keeps running; the next chance comes
-                // after another delay.
-                cx.waker().wake_by_ref();
-                Poll::Pending
+            *h.timer_at = at;
+            let fired = h.timer.as_mut().as_pin_mut().map(|t| t.poll(cx));
+            if !matches!(fired, Some(Poll::Ready(()))) {
+                return Poll::Pending;
+            }
+            // It fired: the time is at least what it was set to.
+            now = crate::clock::now_nanos().max(at).max(now);
+            let passed = |r: &Running<F>| r.expires_at != 0 && r.expires_at <= now;
+            let expired = match h.first.as_ref().get_ref() {
+                Some(first) if passed(first) => Some((None, first.limit())),
+                _ => h
+                    .more
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, r)| passed(r).then(|| (Some(i), r.limit()))),
+            };
+            if let Some((index, (limit, by_deadline))) = expired {
+                let finished = hedging.finish(index, false);
+                finished.timed_out = Some(by_deadline);
+                call.scope = AttemptScope::new(finished.number);
+                call.log_timeout(limit);
+                let error = call.limit_error(limit, by_deadline);
+                return Poll::Ready(HedgeStep::Done(Err(guard.guard_error(error))));
+            }
+            if *h.hedge_at != 0 && *h.hedge_at <= now {
+                *h.hedge_at = 0;
+                let number = *h.started + 1;
+                if let Some(admitted) = call.admit_hedge(number) {
+                    *h.handoff = Handoff::Admitted(admitted);
+                    return Poll::Ready(HedgeStep::Start);
+                }
+                // Skipped (budget or breaker): what runs keeps running; the next chance
+                // comes after another delay.
+                *h.hedge_at = call.hedge_at(now);
             }
         }
     }
@@ -529,13 +591,15 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
         let h = hedging.project();
         *h.start_now = false;
         let number = *h.started + 1;
-        let mut admitted = h.admitted.take().unwrap_or(Admitted {
-            number,
-            permit: None,
-            slot: None,
-            hedged: false,
-            started_at: 0,
-        });
+        let mut admitted = match std::mem::take(h.handoff) {
+            Handoff::Admitted(admitted) => admitted,
+            _ => Admitted {
+                number,
+                permit: None,
+                slot: None,
+                hedged: false,
+            },
+        };
         let running = h.first.is_some() || !h.more.is_empty();
         self.scope = AttemptScope::new(number);
         let refused = match self.attempt_limit() {
@@ -563,8 +627,7 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
             },
         };
         let Some((why, error)) = refused else {
-            admitted.started_at = self.measure_start();
-            *h.admitted = Some(admitted);
+            *h.handoff = Handoff::Admitted(admitted);
             return Some(HedgeStep::Start);
         };
         // Not made: the retry granted for it gives its tokens back.
@@ -574,11 +637,11 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
         if running {
             return None;
         }
-        *h.finished = Finished {
+        *h.handoff = Handoff::Finished(Finished {
             number,
             skipped: Some(why),
             ..Finished::default()
-        };
+        });
         Some(HedgeStep::Done(Err(guard.guard_error(error))))
     }
 
@@ -615,15 +678,6 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
             permit,
             slot: Some(slot),
             hedged: true,
-            started_at: self.measure_start(),
         })
-    }
-
-    /// The start of an attempt on the call's clock, when `hedge = "pNN"` measures it.
-    fn measure_start(&self) -> u64 {
-        match self.policy.hedge() {
-            Some(Hedge::Percentile(_)) => crate::clock::now_nanos(),
-            _ => 0,
-        }
     }
 }
