@@ -41,6 +41,11 @@ async fn a_blocking_sleep_inside_a_runtime_warns_once_to_make_the_fn_async() {
         .filter(|e| e.message().contains("make the fn `async`"))
         .collect();
     assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    // Said for both threads it may run on: tokio cannot tell a `spawn_blocking` thread apart.
+    assert!(
+        warnings[0].message().contains("under `spawn_blocking`"),
+        "{warnings:#?}"
+    );
 }
 
 #[retry(

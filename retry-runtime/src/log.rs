@@ -123,7 +123,9 @@ pub(crate) fn blocking_sleep_in_runtime(op: &'static str) {
     tracing::warn!(
         target: TARGET,
         op,
-        "#[retry] on the sync fn `{op}` sleeps with std::thread::sleep inside a tokio runtime, \
-         which stalls a worker thread; make the fn `async` to get non-blocking sleeps"
+        "#[retry] on the sync fn `{op}` sleeps with std::thread::sleep on a thread inside a \
+         tokio runtime: on a worker thread that stalls every task queued there (under \
+         `spawn_blocking` it stalls nothing else, and this warning does not apply; tokio has no \
+         stable way to tell the two apart); make the fn `async` to get non-blocking sleeps"
     );
 }
