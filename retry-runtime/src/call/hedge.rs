@@ -256,6 +256,16 @@ impl<F> Hedging<F> {
         }
     }
 
+    /// The attempt [`HedgeStep::Done`] handed over.
+    #[inline]
+    fn take_finished(self: Pin<&mut Self>) -> Finished {
+        match std::mem::take(self.project().handoff) {
+            Handoff::Finished(finished) => finished,
+            // Only `HedgeStep::Done` leads to the judgement, and it always hands one over.
+            _ => unreachable!("a hedged attempt judged without a finished one"),
+        }
+    }
+
     /// Drops every attempt still running; returns how many. With `record` (`hedge = "pNN"`),
     /// each one's time so far is recorded as a latency: it took at least that long, and
     /// leaving the slow attempts that lost out of the record would bias it fast (the delay
@@ -355,9 +365,78 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
     /// next attempt at once (after the server's `retry_after` hint, if nothing else runs),
     /// while attempts, budget and breaker allow; otherwise the call waits for the attempts
     /// still running, or returns this error.
+    ///
+    /// Always inlined, with the failure path kept out of line, as [`Call::after_attempt`] is:
+    /// a success is the call's common end.
+    #[inline(always)]
     pub fn after_hedged_attempt<T, E, F, W, H>(
         &mut self,
         result: Result<T, E>,
+        hedging: Pin<&mut Hedging<F>>,
+        format: ErrorFormatter<E>,
+        when: &W,
+        retry_after: &H,
+    ) -> Verdict<T, E>
+    where
+        L::Kept: ErrorSlot<E>,
+        W: Transient<E> + ?Sized,
+        H: RetryHint<E> + ?Sized,
+    {
+        match result {
+            Ok(value) => {
+                self.hedged_success(hedging);
+                Verdict::Return(Ok(value))
+            }
+            Err(error) => self.after_hedged_failure(error, hedging, format, when, retry_after),
+        }
+    }
+
+    /// The finished attempt `number` becomes the call's current one and its latency, when the
+    /// percentile needs it, is recorded; returns the record, for the attempts cancelled next.
+    #[inline]
+    fn judging(
+        &mut self,
+        number: u32,
+        latency: Option<Duration>,
+    ) -> Option<&'static LatencyRecord> {
+        self.scope = AttemptScope::new(number);
+        let record = self.latency_record();
+        if let (Some(latency), Some(record)) = (latency, record) {
+            record.record(latency);
+        }
+        record
+    }
+
+    /// The attempt just finished succeeded: the others are dropped, the latency recorded.
+    #[inline]
+    fn hedged_success<F>(&mut self, mut hedging: Pin<&mut Hedging<F>>) {
+        // Read in place, field by field: moving the hand-off out whole cost more than the rest.
+        let h = hedging.as_mut().project();
+        let Handoff::Finished(finished) = h.handoff else {
+            unreachable!("only `HedgeStep::Done` leads here, and it always hands one over")
+        };
+        let record = self.judging(finished.number, finished.latency);
+        if let Some(permit) = finished.permit.take() {
+            permit.success();
+        }
+        let hedged = finished.hedged;
+        *h.handoff = Handoff::Empty;
+        if hedging.running() > 0 {
+            let cancelled = hedging.as_mut().cancel_all(record);
+            self.site.counters().cancelled(cancelled);
+        }
+        if hedged {
+            self.site.counters().hedge_win();
+            export::hedge_win(self.site.op());
+        }
+        self.on_success(if hedging.retries == 0 { 1 } else { 2 });
+    }
+
+    /// [`Call::after_hedged_attempt`] for a failed attempt.
+    #[inline(never)]
+    fn after_hedged_failure<T, E, F, W, H>(
+        &mut self,
+        error: E,
         mut hedging: Pin<&mut Hedging<F>>,
         format: ErrorFormatter<E>,
         when: &W,
@@ -368,31 +447,10 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
         W: Transient<E> + ?Sized,
         H: RetryHint<E> + ?Sized,
     {
-        let Handoff::Finished(finished) = std::mem::take(hedging.as_mut().project().handoff) else {
-            unreachable!("only `HedgeStep::Done` leads here, and it always hands one over")
-        };
-        self.scope = AttemptScope::new(finished.number);
-        let record = self.latency_record();
-        if let (Some(latency), Some(record)) = (finished.latency, record) {
-            record.record(latency);
-        }
+        let finished = hedging.as_mut().take_finished();
+        let record = self.judging(finished.number, finished.latency);
         let counters = self.site.counters();
         let op = self.site.op();
-        let error = match result {
-            Ok(value) => {
-                if let Some(permit) = finished.permit {
-                    permit.success();
-                }
-                counters.cancelled(hedging.as_mut().cancel_all(record));
-                if finished.hedged {
-                    counters.hedge_win();
-                    export::hedge_win(op);
-                }
-                self.on_success(if hedging.retries == 0 { 1 } else { 2 });
-                return Verdict::Return(Ok(value));
-            }
-            Err(error) => error,
-        };
         let fields = self.fields();
         if let Some(reason) = finished.skipped {
             // Not made: only when nothing else runs (see `Call::admit_next`).
