@@ -798,17 +798,18 @@ fn faults_fall_back_and_recover(rt: &tokio::runtime::Runtime) {
                 slowest,
             ),
         );
-        // Paused or killed, Redis is noticed within one `sync` plus the round's own timeout.
+        // Paused, killed or slow, Redis is given up within one `sync` (a round every half
+        // `sync`, each given half a `sync`), plus 100 ms for a busy machine's scheduling.
         assert!(
-            down_after_stop <= 2 * SYNC_MS + 100,
+            down_after_stop <= SYNC_MS + 100,
             "SIGSTOP noticed after {down_after_stop} ms"
         );
         assert!(
-            down_after_kill <= 2 * SYNC_MS + 100,
+            down_after_kill <= SYNC_MS + 100,
             "kill noticed after {down_after_kill} ms"
         );
         assert!(
-            down_after_slow <= 2 * SYNC_MS + 100,
+            down_after_slow <= SYNC_MS + 100,
             "a slow Redis noticed after {down_after_slow} ms"
         );
         assert!(up_after_start <= 2500 && up_after_cont <= 2500 && up_after_restart <= 2500);

@@ -61,7 +61,7 @@ impl Budget {
     }
 
     /// Books the successes counted since the last look into the local ledger and reports them
-    /// with the unspent lease (the sync task, every `sync`; never on a call's path).
+    /// with the unspent lease (the sync task, every half `sync`; never on a call's path).
     pub(crate) fn lease_report(&self) -> LeaseReport {
         let now_ms = clock::now_nanos() / 1_000_000;
         let successes = {

@@ -2,7 +2,7 @@
 //! process that syncs the shared breakers and budgets with Redis (started, replaced, stopped).
 //!
 //! A call never waits on Redis: calls decide on their process's own breaker and budget, and the
-//! thread "stormguard-fleet" moves those every `sync` (`sync.rs`) to agree with the fleet's
+//! thread "stormguard-fleet" moves those every half `sync` (`sync.rs`) to agree with the fleet's
 //! (`breakers.rs`, `budgets.rs`, each with its Lua script). When Redis fails, they decide alone.
 
 mod breakers;

@@ -1,5 +1,5 @@
-//! The sync thread's loop: connect to Redis, run one round for every shared name each `sync`
-//! (or at once after a local open or close), and fall back to local decisions on any fault.
+//! The sync thread's loop: connect to Redis, run one round for every shared name each half
+//! `sync` (or at once after a local open or close), and fall back to local decisions on any fault.
 
 use super::breakers::SharedBreaker;
 use super::budgets::SharedBudget;
@@ -71,10 +71,13 @@ async fn run(plan: &FleetPlan, stop: &Stop) {
             .collect(),
         link: Link::Starting,
     };
-    // Each Redis step must fit in one `sync`: a slower Redis is a Redis that is down.
+    // A round every half `sync`, each given half a `sync`: a Redis that stops answering just
+    // after a good round is given up within one `sync` of it (the next round starts at half a
+    // `sync`, and times out at one), and a round slower than that is a Redis that is down.
+    let half = plan.sync / 2;
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(plan.sync.max(Duration::from_millis(100))))
-        .set_response_timeout(Some(plan.sync));
+        .set_response_timeout(Some(half));
     let mut connection: Option<MultiplexedConnection> = None;
     let mut backoff = FIRST_BACKOFF;
     while !stop.asked() {
@@ -99,7 +102,7 @@ async fn run(plan: &FleetPlan, stop: &Stop) {
         let Some(con) = connection.as_mut() else {
             continue;
         };
-        match tokio::time::timeout(plan.sync, fleet.round(con)).await {
+        match tokio::time::timeout(half, fleet.round(con)).await {
             Ok(Ok(())) => {
                 backoff = FIRST_BACKOFF;
                 fleet.up(&where_);
@@ -110,12 +113,12 @@ async fn run(plan: &FleetPlan, stop: &Stop) {
             }
             Err(_) => {
                 connection = None;
-                fleet.down(&where_, "a sync took longer than `sync`");
+                fleet.down(&where_, "a sync round took longer than half of `sync`");
             }
         }
-        // The next round: at the next tick, or at once when a breaker here opened or closed.
+        // The next round: half a `sync` on, or at once when a breaker here opened or closed.
         tokio::select! {
-            _ = tokio::time::sleep(plan.sync) => {}
+            _ = tokio::time::sleep(half) => {}
             _ = crate::breaker::LOCAL_CHANGE.notified() => {}
             _ = stop.wait() => {}
         }
