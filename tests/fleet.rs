@@ -455,6 +455,8 @@ struct Spec<'a> {
     run_ms: u64,
     every_ms: u64,
     function: &'a str,
+    /// The roots the process trusts for `rediss://` (`SSL_CERT_FILE`; `None`: the system's).
+    ca_file: Option<&'a str>,
 }
 
 fn spawn(spec: Spec<'_>) -> Proc {
@@ -467,6 +469,8 @@ fn spawn(spec: Spec<'_>) -> Proc {
         .env("FLEET_EVERY_MS", spec.every_ms.to_string())
         .env("FLEET_FN", spec.function)
         .env_remove("STORMGUARD_CONFIG")
+        .env_remove("SSL_CERT_FILE")
+        .envs(spec.ca_file.map(|f| ("SSL_CERT_FILE", f)))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -596,6 +600,7 @@ fn outage_run(
                 run_ms: 6000,
                 every_ms: if id == 0 { 5 } else { 100 },
                 function: "guarded",
+                ca_file: None,
             })
         })
         .collect();
@@ -707,6 +712,7 @@ fn shared_budget_bounds_the_fleet(rt: &tokio::runtime::Runtime, redis: &Redis) {
                     run_ms: 5000,
                     every_ms: 20,
                     function: "budgeted",
+                    ca_file: None,
                 })
             })
             .collect();
@@ -746,6 +752,7 @@ fn faults_fall_back_and_recover(rt: &tokio::runtime::Runtime) {
                 run_ms: 10500,
                 every_ms: 20,
                 function: "guarded",
+                ca_file: None,
             })
         })
         .collect();
@@ -834,6 +841,216 @@ fn faults_fall_back_and_recover(rt: &tokio::runtime::Runtime) {
     println!("fleet: faults, 3 processes, sync {SYNC_MS} ms; per process (connected after start, fell back after SIGSTOP, reconnected after SIGCONT, fell back after kill, reconnected after restart, fell back when slow (DEBUG SLEEP 0.5), reconnected after it (ms), ok, failed, slowest call ms): {report:?}");
 }
 
+/// The files of a CA of the test's own and of a server certificate for 127.0.0.1 it signed
+/// (made with `openssl`), in a fresh directory: (directory, CA certificate).
+fn test_certificates() -> (std::path::PathBuf, String) {
+    let dir = std::env::temp_dir().join(format!("stormguard-fleet-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let steps: [&[&str]; 3] = [
+        &[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ],
+        &["req", "-newkey", "rsa:2048", "-nodes"],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+        ],
+    ];
+    let rest: [&[&str]; 3] = [
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-subj",
+            "/CN=stormguard test CA",
+        ],
+        &[
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        &[
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ],
+    ];
+    for (step, rest) in steps.iter().zip(rest) {
+        let out = Command::new("openssl")
+            .args(*step)
+            .args(rest)
+            .current_dir(&dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {step:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let ca = dir.join("ca.pem").to_str().unwrap().to_owned();
+    (dir, ca)
+}
+
+/// Issue 17: `rediss://` with credentials in the URL. A `redis-server` that speaks only TLS and
+/// wants a password: with the test CA trusted, a process shares through it; with a wrong
+/// password, or with only the system's roots (the certificate is really verified), it falls
+/// back with a `warn`; the password reaches no log line in any case.
+fn tls_and_credentials(rt: &tokio::runtime::Runtime) {
+    if Command::new("openssl").arg("version").output().is_err() {
+        if std::env::var_os("STORMGUARD_REDIS_TESTS").is_some() {
+            panic!("STORMGUARD_REDIS_TESTS is set but openssl is not on PATH (apt-get install -y openssl)");
+        }
+        println!("fleet: tls skipped: openssl is not on PATH (it makes the test certificates)");
+        return;
+    }
+    let (dir, ca) = test_certificates();
+    let port = free_port();
+    const PASSWORD: &str = "pw-7f3a9c-secret";
+    let file = |f: &str| dir.join(f).to_str().unwrap().to_owned();
+    let mut server = Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .args([
+            "--tls-cert-file",
+            &file("server.pem"),
+            "--tls-key-file",
+            &file("server.key"),
+        ])
+        .args(["--tls-ca-cert-file", &ca, "--tls-auth-clients", "no"])
+        .args([
+            "--requirepass",
+            PASSWORD,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server starts");
+    let listening = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(10));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(
+        listening,
+        "redis-server (TLS) did not listen on port {port}"
+    );
+    let down = Downstream::start(rt);
+    let run = |url: &str, prefix: &str, ca_file: Option<&str>| {
+        let config = fleet_config(url, prefix, SYNC_MS);
+        spawn(Spec {
+            id: 0,
+            downstream: &down.addr,
+            config: &config,
+            run_ms: 800,
+            every_ms: 50,
+            function: "guarded",
+            ca_file,
+        })
+        .finish()
+    };
+    let url = |password: &str| format!("rediss://:{password}@127.0.0.1:{port}/0");
+    let shared = run(&url(PASSWORD), "t-tls", Some(&ca));
+    let wrong_password = run(&url("not-the-pw-41c2"), "t-tls-pw", Some(&ca));
+    let untrusted = run(&url(PASSWORD), "t-tls-ca", None);
+    let key_exists = Command::new("redis-cli")
+        .args([
+            "--tls",
+            "--cacert",
+            &ca,
+            "-p",
+            &port.to_string(),
+            "--no-auth-warning",
+        ])
+        .args(["-a", PASSWORD, "EXISTS", "t-tls:breaker:{payments}"])
+        .output()
+        .expect("redis-cli runs");
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let first_warn = |f: &Finished| {
+        f.err
+            .iter()
+            .find(|l| l.contains("WARN"))
+            .cloned()
+            .unwrap_or_default()
+    };
+    println!(
+        "fleet: tls: trusted CA and password: connected {:?}; wrong password: {}; system roots only: {}",
+        shared.times("connected", "1"),
+        first_warn(&wrong_password),
+        first_warn(&untrusted)
+    );
+    for (what, f) in [
+        ("shared", &shared),
+        ("wrong password", &wrong_password),
+        ("untrusted", &untrusted),
+    ] {
+        let (ok, failed, _) = f.done();
+        assert!(ok > 0 && failed == 0, "{what}: {ok} ok, {failed} failed");
+        for line in f.out.iter().chain(&f.err) {
+            assert!(
+                !line.contains(PASSWORD) && !line.contains("not-the-pw-41c2"),
+                "{what}: a password in a log line: {line}"
+            );
+        }
+    }
+    assert!(
+        !shared.times("connected", "1").is_empty() && shared.warns("is unreachable") == 0,
+        "no sharing over TLS: {:#?}",
+        shared.err
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&key_exists.stdout).trim(),
+        "1",
+        "the shared breaker's key"
+    );
+    assert!(
+        shared.infos("through Redis at rediss://***@127.0.0.1") == 1,
+        "{:#?}",
+        shared.err
+    );
+    for (what, f) in [
+        ("wrong password", &wrong_password),
+        ("untrusted", &untrusted),
+    ] {
+        assert!(
+            f.times("connected", "1").is_empty(),
+            "{what}: shared anyway"
+        );
+        assert_eq!(f.warns("is unreachable"), 1, "{what}: {:#?}", f.err);
+    }
+}
+
 /// Whether `key` exists in the test's Redis (one inline command on a plain socket).
 fn redis_exists(redis: &Redis, key: &str) -> bool {
     use std::io::{Read, Write};
@@ -858,6 +1075,7 @@ fn shared_name_allocates_nothing_more(redis: &Redis) {
         run_ms: 0,
         every_ms: 0,
         function: "alloc",
+        ca_file: None,
     })
     .finish();
     let line = f
@@ -922,5 +1140,6 @@ fn main() {
     shared_budget_bounds_the_fleet(&rt, &redis);
     faults_fall_back_and_recover(&rt);
     shared_name_allocates_nothing_more(&redis);
-    println!("fleet: 4 scenarios passed");
+    tls_and_credentials(&rt);
+    println!("fleet: 5 scenarios passed");
 }
