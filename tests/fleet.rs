@@ -841,6 +841,81 @@ fn faults_fall_back_and_recover(rt: &tokio::runtime::Runtime) {
     println!("fleet: faults, 3 processes, sync {SYNC_MS} ms; per process (connected after start, fell back after SIGSTOP, reconnected after SIGCONT, fell back after kill, reconnected after restart, fell back when slow (DEBUG SLEEP 0.5), reconnected after it (ms), ok, failed, slowest call ms): {report:?}");
 }
 
+/// Issue 17: a lease is given back once, whatever round a fault cut. `budget.lua` run by hand
+/// (`redis-cli EVAL`) as one process's rounds would run it, with rounds whose answer is lost
+/// after Redis applied them, and rounds Redis never saw: what the fleet holds plus what the
+/// process holds stays the start grant minus what the process spent.
+fn a_cut_round_loses_no_lease(redis: &Redis) {
+    let script = include_str!("../retry-runtime/src/fleet/budget.lua");
+    let keys = [
+        "t-cut:budget:{cut}",
+        "t-cut:budget:{cut}:acked:p",
+        "t-cut:budget:{cut}:lent:p",
+    ];
+    // capacity 20 tokens, 0.125 per success, no floor, a 10 s window, a start grant of 10.
+    let round = |left: i64, round: u64, answered: u64, dropped: i64| -> (i64, i64) {
+        let args = [
+            20_000,
+            125,
+            0,
+            10_000,
+            10_000,
+            left,
+            4_000,
+            round as i64,
+            answered as i64,
+            dropped,
+        ];
+        let out = Command::new("redis-cli")
+            .args(["-p", &redis.port.to_string(), "EVAL", script, "3"])
+            .args(keys)
+            .args(args.map(|a| a.to_string()))
+            .output()
+            .expect("redis-cli runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let v: Vec<i64> = text
+            .lines()
+            .map(|l| l.trim().parse().unwrap_or_else(|_| panic!("EVAL: {text}")))
+            .collect();
+        (v[0], v[1])
+    };
+    // Round 1, answered: the process holds 4 tokens, the fleet 6.
+    let (held, fleet) = round(0, 1, 0, -1);
+    assert_eq!((held, fleet), (4_000, 6_000));
+    let spent = 1_000;
+    // Round 2 gives back 3 (1 spent) and is applied, but its answer is lost: the process goes
+    // local, dropping the 3 it holds; Redis lent it 4 it never received.
+    let _lost = round(held - spent, 2, 1, -1);
+    // Round 3, back: the fleet takes back the lost grant (not the 3 again) and lends 4 more.
+    let (held, fleet) = round(0, 3, 1, 3_000);
+    assert_eq!(
+        held + fleet,
+        10_000 - spent,
+        "after a cut round Redis applied"
+    );
+    // Round 4 never reaches Redis; the process spent 0.5 of its 4 and drops 3.5 going local.
+    let spent = spent + 500;
+    let dropped = held - 500;
+    // Round 5, back: the fleet's record still ends at round 3, so the 3.5 dropped return.
+    let (held, fleet) = round(0, 5, 3, dropped);
+    assert_eq!(
+        held + fleet,
+        10_000 - spent,
+        "after a cut round Redis never saw"
+    );
+    // Round 6 applied and lost, then round 7 (back) applied and lost too, then round 8: each
+    // lost grant returns once, the dropped lease not at all (round 6 gave it back already).
+    let _lost = round(held, 6, 5, -1);
+    let _lost = round(0, 7, 5, held);
+    let (held, fleet) = round(0, 8, 5, held);
+    assert_eq!(
+        held + fleet,
+        10_000 - spent,
+        "after two cut rounds in a row"
+    );
+    println!("fleet: cut rounds: the fleet's tokens plus the process's lease stay the start grant minus what was spent (10 - 1.5 = {} tokens) after a round applied and lost, one never sent, and two lost in a row", (held + fleet) as f64 / 1000.0);
+}
+
 /// The files of a CA of the test's own and of a server certificate for 127.0.0.1 it signed
 /// (made with `openssl`), in a fresh directory: (directory, CA certificate).
 fn test_certificates() -> (std::path::PathBuf, String) {
@@ -1140,6 +1215,7 @@ fn main() {
     shared_budget_bounds_the_fleet(&rt, &redis);
     faults_fall_back_and_recover(&rt);
     shared_name_allocates_nothing_more(&redis);
+    a_cut_round_loses_no_lease(&redis);
     tls_and_credentials(&rt);
-    println!("fleet: 5 scenarios passed");
+    println!("fleet: 6 scenarios passed");
 }

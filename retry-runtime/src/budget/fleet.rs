@@ -96,10 +96,13 @@ impl Budget {
         });
     }
 
-    /// Redis does not answer: the local ledger decides from now on.
-    pub(crate) fn lease_to_local(&self) {
-        self.lease
-            .store(LOCAL, std::sync::atomic::Ordering::Release);
+    /// Redis does not answer: the local ledger decides from now on. Returns the lease it
+    /// held (milli-tokens; `None`: it was local already).
+    pub(crate) fn lease_to_local(&self) -> Option<i64> {
+        match self.lease.swap(LOCAL, AcqRel) {
+            LOCAL => None,
+            held => Some(held),
+        }
     }
 
     /// The shape in the fleet's units.

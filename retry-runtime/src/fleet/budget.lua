@@ -1,9 +1,12 @@
 -- One process's sync of one shared retry budget (stormguard, feature `redis`): the fleet's
 -- ledger, ten slots of milli-tokens over the window, mirrors a process's own.
--- KEYS[1]: the budget's hash; KEYS[2]: the last batch of successes applied for this process.
+-- KEYS[1]: the budget's hash; KEYS[2]: the last batch of successes applied for this process;
+-- KEYS[3]: the lease last granted to this process (its round, its milli-tokens).
 -- ARGV: capacity (milli), milli-tokens per success, min_per_sec, window (ms), start grant
--- (milli), unspent lease given back (milli), lease wanted (milli), then pairs (batch number,
--- successes) of every batch this process has not seen acknowledged.
+-- (milli), unspent lease given back (milli), lease wanted (milli), this round's number, the
+-- last round whose answer the process received, the lease it held when it went local (milli;
+-- -1: it did not, this round follows an answered one), then pairs (batch number, successes)
+-- of every batch this process has not seen acknowledged (a batch is numbered by its round).
 -- Returns the lease granted (milli-tokens) and the fleet's tokens left (milli).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -44,9 +47,28 @@ local function take(amount)
   end
   return took
 end
+-- What comes back of the lease the fleet last lent this process. After answered rounds, what
+-- it did not spend. Back from local decisions (a round cut by a fault), the fleet's record
+-- says which: if no round after the last answered one was applied, the lease the process
+-- dropped when it went local; if one was (its answer lost), that round's grant, which the
+-- process never received. Each is returned once: the record moves on with this round.
+local round, seen, dropped = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local lent = redis.call('HMGET', KEYS[3], 'round', 'grant')
+local returned = given_back
+if dropped >= 0 then
+  local lent_round = tonumber(lent[1] or '-1')
+  if lent_round == seen then
+    returned = dropped
+  elseif lent_round > seen then
+    returned = tonumber(lent[2] or '0')
+  else
+    -- No record (a new ledger, Redis restarted empty): nothing of it was lent by this one.
+    returned = 0
+  end
+end
 local acked = tonumber(redis.call('GET', KEYS[2]) or '0')
 local successes, top = 0, acked
-for j = 8, #ARGV - 1, 2 do
+for j = 11, #ARGV - 1, 2 do
   local batch, n = tonumber(ARGV[j]), tonumber(ARGV[j + 1])
   if batch > acked then
     successes = successes + n
@@ -55,7 +77,7 @@ for j = 8, #ARGV - 1, 2 do
 end
 local last_success = tonumber(f[2] or '0')
 if successes > 0 then last_success = now end
-slots[newest % SLOTS] = slots[newest % SLOTS] + successes * ratio + given_back
+slots[newest % SLOTS] = slots[newest % SLOTS] + successes * ratio + returned
 local over = total() - cap
 if over > 0 then take(over) end
 local granted = take(math.min(want, total()))
@@ -73,4 +95,6 @@ redis.call('HSET', KEYS[1], 'newest', newest, 'last_success', last_success, 'flo
   's5', slots[5], 's6', slots[6], 's7', slots[7], 's8', slots[8], 's9', slots[9])
 redis.call('PEXPIRE', KEYS[1], math.max(60000, window * 20))
 redis.call('SET', KEYS[2], top, 'PX', math.max(60000, window * 20))
+redis.call('HSET', KEYS[3], 'round', round, 'grant', math.floor(granted))
+redis.call('PEXPIRE', KEYS[3], math.max(60000, window * 20))
 return {math.floor(granted), math.floor(total())}

@@ -1,5 +1,6 @@
 //! One shared budget's sync: reports this process's successes (each batch once, even when a
-//! round is cut and sent again), gives back the unspent lease and takes the next one.
+//! round is cut and sent again), gives back the unspent lease (once, even when a round is cut)
+//! and takes the next one.
 
 use crate::budget::{Budget, LeaseReport};
 use redis::aio::MultiplexedConnection;
@@ -18,6 +19,7 @@ pub(super) struct SharedBudget {
     budget: &'static Budget,
     key: String,
     ack_key: String,
+    lent_key: String,
     /// The last batch number used (batches are numbered from 1 per process run).
     batch: u64,
     /// Batches sent in a round that failed: Redis may or may not have applied them, so they
@@ -25,6 +27,11 @@ pub(super) struct SharedBudget {
     unacked: Vec<(u64, u64)>,
     /// Grants and refusals at the last round, to size the next lease.
     last_counts: (u64, u64),
+    /// The last round whose answer arrived (its grant is the lease this process holds).
+    answered: u64,
+    /// Set when the budget went local: the lease it dropped then (milli-tokens), which the
+    /// next answered round gives back, or not, as the fleet's record of its grants says.
+    dropped: Option<i64>,
 }
 
 impl SharedBudget {
@@ -33,10 +40,13 @@ impl SharedBudget {
         SharedBudget {
             budget,
             ack_key: format!("{key}:acked:{me}"),
+            lent_key: format!("{key}:lent:{me}"),
             key,
             batch: 0,
             unacked: Vec::new(),
             last_counts: budget.counts(),
+            answered: 0,
+            dropped: None,
         }
     }
 
@@ -59,24 +69,35 @@ impl SharedBudget {
         let want = (asked as i64 * 2000).clamp(2000, shape.capacity.max(2000));
         let mut call = script().key(&self.key);
         call.key(&self.ack_key)
+            .key(&self.lent_key)
             .arg(shape.capacity)
             .arg(shape.ratio)
             .arg(shape.min_per_sec)
             .arg(shape.window_ms)
             .arg(shape.start)
             .arg(report.left)
-            .arg(want);
+            .arg(want)
+            .arg(self.batch)
+            .arg(self.answered)
+            .arg(self.dropped.unwrap_or(-1));
         for (batch, successes) in &self.unacked {
             call.arg(*batch).arg(*successes);
         }
         let (granted, _fleet_tokens): (i64, i64) = call.invoke_async(con).await?;
         self.unacked.clear();
+        self.answered = self.batch;
+        self.dropped = None;
         self.budget.apply_lease(&report, granted);
         Ok(())
     }
 
     /// Redis is gone: the local ledger decides (it booked every success and retry meanwhile).
+    /// The lease dropped is remembered for the fleet (the first fall only: after it, the
+    /// budget holds none).
     pub(super) fn fall_back(&mut self) {
-        self.budget.lease_to_local();
+        let dropped = self.budget.lease_to_local();
+        if self.dropped.is_none() {
+            self.dropped = Some(dropped.unwrap_or(0).max(0));
+        }
     }
 }
