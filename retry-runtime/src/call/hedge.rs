@@ -61,11 +61,13 @@ pub enum HedgeStep<R> {
 }
 
 pin_project_lite::pin_project! {
-    /// One attempt in flight. Its limit and its latency count from the moment it first
-    /// waits, the moment from which the hedge delay beside it counts too.
+    /// One attempt of a hedged call: admitted (its body not given yet), running, or finished
+    /// (its body dropped at once, what the call needs of it kept until it is judged). Its
+    /// limit and its latency count from the moment it first waits, the moment from which the
+    /// hedge delay beside it counts too.
     struct Running<F> {
         #[pin]
-        body: F,
+        body: Option<F>,
         scope: AttemptScope,
         permit: Option<Permit>,
         slot: Option<RetrySlot>,
@@ -77,40 +79,29 @@ pin_project_lite::pin_project! {
         by_deadline: bool,
         // Started beside a running attempt, by the hedge delay.
         hedged: bool,
+        // Finished: cut by its limit (`Some(true)`: the deadline's).
+        timed_out: Option<bool>,
+        // Finished without being made: the breaker refused it, or the deadline left no time.
+        skipped: Option<GiveUpReason>,
     }
 }
 
 impl<F> Running<F> {
-    /// `body`, as the attempt `admitted` lets start.
-    fn new(body: F, admitted: Admitted) -> Self {
+    /// Attempt `number`, admitted with the budget `slot` that pays for it (a retry's or a
+    /// hedge's; the first attempt's is the call's own).
+    #[inline]
+    fn admitted(number: u32, slot: Option<RetrySlot>, hedged: bool) -> Self {
         Running {
-            body,
-            scope: AttemptScope::new(admitted.number),
-            permit: admitted.permit,
-            slot: admitted.slot,
+            body: None,
+            scope: AttemptScope::new(number),
+            permit: None,
+            slot,
             waited_at: 0,
             expires_at: 0,
             by_deadline: false,
-            hedged: admitted.hedged,
-        }
-    }
-
-    /// What the call needs of it once it finished; with `measure` (`hedge = "pNN"`), its
-    /// latency: zero if it never waited (it finished within its first poll, before a hedge
-    /// delay could have begun).
-    fn finished(self: Pin<&mut Self>, measure: bool) -> Finished {
-        let this = self.project();
-        Finished {
-            number: this.scope.number,
-            permit: this.permit.take(),
-            hedged: *this.hedged,
-            latency: measure.then(|| match *this.waited_at {
-                0 => Duration::ZERO,
-                waited => Duration::from_nanos(crate::clock::now_nanos().saturating_sub(waited)),
-            }),
+            hedged,
             timed_out: None,
             skipped: None,
-            retried_below: this.scope.retried_below(),
         }
     }
 
@@ -132,6 +123,15 @@ impl<F> Running<F> {
         let limit = self.expires_at.saturating_sub(self.waited_at);
         (Duration::from_nanos(limit), self.by_deadline)
     }
+
+    /// Its time so far: zero if it never waited (it finished within its first poll, before a
+    /// hedge delay could have begun), with no clock read.
+    fn elapsed(&self) -> Duration {
+        match self.waited_at {
+            0 => Duration::ZERO,
+            waited => Duration::from_nanos(crate::clock::now_nanos().saturating_sub(waited)),
+        }
+    }
 }
 
 /// The attempts in flight, oldest first.
@@ -142,46 +142,34 @@ fn each<'a, F>(
     first.iter().chain(more.iter().map(|r| &**r))
 }
 
-/// An attempt's body, polled in the attempt's own scope.
+/// An attempt's body, polled in the attempt's own scope (`None`: it has none to poll).
 fn poll_body<F: Future>(running: Pin<&mut Running<F>>, cx: &mut Context<'_>) -> Poll<F::Output> {
     let this = running.project();
-    let body = this.body;
+    let Some(body) = this.body.as_pin_mut() else {
+        return Poll::Pending;
+    };
     this.scope.enter(|| body.poll(cx))
 }
 
-/// What is known of the attempt that just finished, for [`Call::after_hedged_attempt`].
-#[derive(Debug, Default)]
-struct Finished {
+/// Where an attempt of [`Hedging`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum At {
+    Nowhere,
+    First,
+    More(usize),
+}
+
+/// What the judgement of a finished attempt needs of it, taken out of [`Hedging`].
+#[derive(Debug)]
+struct Judged {
     number: u32,
     permit: Option<Permit>,
     hedged: bool,
-    /// Its latency, when the percentile needs it.
+    /// Its latency, when the percentile needs it (an attempt that finished by itself).
     latency: Option<Duration>,
-    /// Cancelled by its limit (`Some(true)`: the deadline's).
     timed_out: Option<bool>,
-    /// Not made: the breaker refused it, or the deadline left no time.
     skipped: Option<GiveUpReason>,
     retried_below: bool,
-}
-
-/// The admission of the attempt about to start: its number, permit and budget slot.
-#[derive(Debug)]
-struct Admitted {
-    number: u32,
-    permit: Option<Permit>,
-    slot: Option<RetrySlot>,
-    hedged: bool,
-}
-
-/// What one step of a hedged call hands the next: the admission of the attempt
-/// [`Hedging::start`] begins, or the attempt [`Call::after_hedged_attempt`] judges (never both
-/// at once).
-#[derive(Debug, Default)]
-enum Handoff {
-    #[default]
-    Empty,
-    Admitted(Admitted),
-    Finished(Finished),
 }
 
 pin_project_lite::pin_project! {
@@ -206,7 +194,9 @@ pin_project_lite::pin_project! {
         retries: u32,
         // The next attempt should start now (the first, or one after a transient failure).
         start_now: bool,
-        handoff: Handoff,
+        // The attempt admitted, whose body `start` gives; the one finished, to be judged.
+        pending: At,
+        done: At,
     }
 }
 
@@ -229,41 +219,103 @@ impl<F> Hedging<F> {
             started: 0,
             retries: 0,
             start_now: true,
-            handoff: Handoff::Empty,
+            pending: At::Nowhere,
+            done: At::Nowhere,
         }
     }
 
-    /// Attempts in flight.
+    /// Attempts held: in flight, and the one admitted or finished, if any.
     fn running(&self) -> usize {
         self.first.is_some() as usize + self.more.len()
     }
 
+    /// Takes `running` in (in place as the first if that is free, else boxed beside it).
+    /// Inlined, so that the attempt is written where it goes (built by the caller and copied,
+    /// its 16-byte loads stalled behind the smaller stores that had just built it).
+    #[inline(always)]
+    fn place(self: Pin<&mut Self>, running: Running<F>) -> At {
+        let mut this = self.project();
+        if this.first.is_none() {
+            this.first.set(Some(running));
+            At::First
+        } else {
+            this.more.push(Box::pin(running));
+            At::More(this.more.len() - 1)
+        }
+    }
+
+    /// The attempt at `at`.
+    fn at(self: Pin<&mut Self>, at: At) -> Option<Pin<&mut Running<F>>> {
+        let this = self.project();
+        match at {
+            At::Nowhere => None,
+            At::First => this.first.as_pin_mut(),
+            At::More(i) => this.more.get_mut(i).map(|r| r.as_mut()),
+        }
+    }
+
+    /// Drops the attempt at `at` (the others keep their places, but for `more`'s later ones).
+    #[inline]
+    fn remove(self: Pin<&mut Self>, at: At) {
+        let mut this = self.project();
+        match at {
+            At::Nowhere => {}
+            At::First => this.first.set(None),
+            At::More(i) => drop(this.more.remove(i)),
+        }
+    }
+
     /// Starts `body` as the attempt [`HedgeStep::Start`] admitted.
     #[inline]
-    pub fn start(self: Pin<&mut Self>, body: F) {
-        let mut this = self.project();
-        let Handoff::Admitted(admitted) = std::mem::take(this.handoff) else {
+    pub fn start(mut self: Pin<&mut Self>, body: F) {
+        let at = std::mem::replace(self.as_mut().project().pending, At::Nowhere);
+        let Some(running) = self.as_mut().at(at) else {
             // Only `HedgeStep::Start` leads here, and it always admits first.
             debug_assert!(false, "a hedged attempt started without admission");
             return;
         };
-        *this.started = admitted.number;
+        let running = running.project();
+        let number = running.scope.number;
+        let mut body_slot = running.body;
+        body_slot.set(Some(body));
+        let this = self.project();
+        *this.started = number;
         *this.hedge_at = 0;
-        if this.first.is_none() {
-            this.first.set(Some(Running::new(body, admitted)));
-        } else {
-            this.more.push(Box::pin(Running::new(body, admitted)));
-        }
     }
 
-    /// The attempt [`HedgeStep::Done`] handed over.
+    /// The attempt at `at` is done: its body is dropped at once, and it waits to be judged.
+    fn finish(mut self: Pin<&mut Self>, at: At) -> Option<Pin<&mut Running<F>>> {
+        let h = self.as_mut().project();
+        *h.done = at;
+        *h.hedge_at = 0;
+        let mut running = self.at(at)?;
+        running.as_mut().project().body.set(None);
+        Some(running)
+    }
+
+    /// Takes the finished attempt out, with what its judgement needs (`measure`: its latency,
+    /// for `hedge = "pNN"`, if it finished by itself).
     #[inline]
-    fn take_finished(self: Pin<&mut Self>) -> Finished {
-        match std::mem::take(self.project().handoff) {
-            Handoff::Finished(finished) => finished,
-            // Only `HedgeStep::Done` leads to the judgement, and it always hands one over.
-            _ => unreachable!("a hedged attempt judged without a finished one"),
-        }
+    fn take_done(mut self: Pin<&mut Self>, measure: bool) -> Judged {
+        let at = std::mem::replace(self.as_mut().project().done, At::Nowhere);
+        let Some(running) = self.as_mut().at(at) else {
+            // Only `HedgeStep::Done` leads to the judgement, and it always marks one.
+            unreachable!("a hedged attempt judged without a finished one")
+        };
+        let by_itself = running.timed_out.is_none() && running.skipped.is_none();
+        let latency = (measure && by_itself).then(|| running.elapsed());
+        let r = running.project();
+        let judged = Judged {
+            number: r.scope.number,
+            permit: r.permit.take(),
+            hedged: *r.hedged,
+            latency,
+            timed_out: *r.timed_out,
+            skipped: *r.skipped,
+            retried_below: r.scope.retried_below(),
+        };
+        self.remove(at);
+        judged
     }
 
     /// Drops every attempt still running; returns how many. With `record` (`hedge = "pNN"`),
@@ -291,30 +343,6 @@ impl<F> Hedging<F> {
         *this.hedge_at = 0;
         cancelled
     }
-
-    /// The attempt at `index` (`None`: the first) is done: it is dropped at once, and what the
-    /// call needs of it is kept for [`Call::after_hedged_attempt`].
-    fn finish(self: Pin<&mut Self>, index: Option<usize>, measure: bool) -> &mut Finished {
-        let mut this = self.project();
-        let finished = match index {
-            None => {
-                let finished = this
-                    .first
-                    .as_mut()
-                    .as_pin_mut()
-                    .map(|r| r.finished(measure));
-                this.first.set(None);
-                finished.unwrap_or_default()
-            }
-            Some(i) => this.more.remove(i).as_mut().finished(measure),
-        };
-        *this.hedge_at = 0;
-        *this.handoff = Handoff::Finished(finished);
-        match this.handoff {
-            Handoff::Finished(finished) => finished,
-            _ => unreachable!("just set"),
-        }
-    }
 }
 
 impl<L: PermitSlot, S: StartTime> Call<L, S> {
@@ -341,6 +369,12 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
             Hedge::Percentile(permille) => Some(self.site.latency(permille)),
             Hedge::After(_) => None,
         }
+    }
+
+    /// Whether attempts are measured (`hedge = "pNN"`).
+    #[inline]
+    fn measures(&self) -> bool {
+        matches!(self.policy.hedge(), Some(Hedge::Percentile(_)))
     }
 
     /// The delay after which a hedge starts beside the newest attempt, if one may.
@@ -410,22 +444,17 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
     /// The attempt just finished succeeded: the others are dropped, the latency recorded.
     #[inline]
     fn hedged_success<F>(&mut self, mut hedging: Pin<&mut Hedging<F>>) {
-        // Read in place, field by field: moving the hand-off out whole cost more than the rest.
-        let h = hedging.as_mut().project();
-        let Handoff::Finished(finished) = h.handoff else {
-            unreachable!("only `HedgeStep::Done` leads here, and it always hands one over")
-        };
+        let measure = self.measures();
+        let finished = hedging.as_mut().take_done(measure);
         let record = self.judging(finished.number, finished.latency);
-        if let Some(permit) = finished.permit.take() {
+        if let Some(permit) = finished.permit {
             permit.success();
         }
-        let hedged = finished.hedged;
-        *h.handoff = Handoff::Empty;
         if hedging.running() > 0 {
             let cancelled = hedging.as_mut().cancel_all(record);
             self.site.counters().cancelled(cancelled);
         }
-        if hedged {
+        if finished.hedged {
             self.site.counters().hedge_win();
             export::hedge_win(self.site.op());
         }
@@ -447,7 +476,8 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
         W: Transient<E> + ?Sized,
         H: RetryHint<E> + ?Sized,
     {
-        let finished = hedging.as_mut().take_finished();
+        let measure = self.measures();
+        let finished = hedging.as_mut().take_done(measure);
         let record = self.judging(finished.number, finished.latency);
         let counters = self.site.counters();
         let op = self.site.op();
@@ -501,15 +531,14 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
                 self.state()
                     .span
                     .in_scope(|| log::retrying(&fields, Described(&error, format), delay));
+                let number = hedging.started + 1;
+                let at = hedging
+                    .as_mut()
+                    .place(Running::admitted(number, Some(slot), false));
                 let this = hedging.as_mut().project();
                 *this.retries += 1;
                 *this.start_now = true;
-                *this.handoff = Handoff::Admitted(Admitted {
-                    number: *this.started + 1,
-                    permit: None,
-                    slot: Some(slot),
-                    hedged: false,
-                });
+                *this.pending = at;
                 Verdict::Retry(delay)
             }
             // Others still run: one of them may yet succeed; this error is dropped.
@@ -542,32 +571,30 @@ where
         let this = self.get_mut();
         let call = &mut *this.call;
         let guard = this.guard;
-        let hedging = this.hedging.as_mut();
-        let mut hedging = hedging;
+        let mut hedging = this.hedging.as_mut();
         if hedging.start_now {
             if let Some(step) = call.admit_next(hedging.as_mut(), guard) {
                 return Poll::Ready(step);
             }
         }
-        let measure = matches!(call.policy.hedge(), Some(Hedge::Percentile(_)));
         // The attempts in flight, oldest first; the first to finish is judged.
         let mut h = hedging.as_mut().project();
         let mut done = None;
         if let Some(first) = h.first.as_mut().as_pin_mut() {
             if let Poll::Ready(result) = poll_body(first, cx) {
-                done = Some((None, result));
+                done = Some((At::First, result));
             }
         }
         if done.is_none() {
             for (i, running) in h.more.iter_mut().enumerate() {
                 if let Poll::Ready(result) = poll_body(running.as_mut(), cx) {
-                    done = Some((Some(i), result));
+                    done = Some((At::More(i), result));
                     break;
                 }
             }
         }
-        if let Some((index, result)) = done {
-            hedging.finish(index, measure);
+        if let Some((at, result)) = done {
+            hedging.finish(at);
             return Poll::Ready(HedgeStep::Done(result));
         }
         // All wait. Those that just began to: their limits (and latencies) count from now,
@@ -607,17 +634,19 @@ where
             now = crate::clock::now_nanos().max(at).max(now);
             let passed = |r: &Running<F>| r.expires_at != 0 && r.expires_at <= now;
             let expired = match h.first.as_ref().get_ref() {
-                Some(first) if passed(first) => Some((None, first.limit())),
+                Some(first) if passed(first) => Some((At::First, first.limit())),
                 _ => h
                     .more
                     .iter()
                     .enumerate()
-                    .find_map(|(i, r)| passed(r).then(|| (Some(i), r.limit()))),
+                    .find_map(|(i, r)| passed(r).then(|| (At::More(i), r.limit()))),
             };
-            if let Some((index, (limit, by_deadline))) = expired {
-                let finished = hedging.finish(index, false);
-                finished.timed_out = Some(by_deadline);
-                call.scope = AttemptScope::new(finished.number);
+            if let Some((at, (limit, by_deadline))) = expired {
+                if let Some(finished) = hedging.finish(at) {
+                    let finished = finished.project();
+                    *finished.timed_out = Some(by_deadline);
+                    call.scope = AttemptScope::new(finished.scope.number);
+                }
                 call.log_timeout(limit);
                 let error = call.limit_error(limit, by_deadline);
                 return Poll::Ready(HedgeStep::Done(Err(guard.guard_error(error))));
@@ -625,8 +654,9 @@ where
             if *h.hedge_at != 0 && *h.hedge_at <= now {
                 *h.hedge_at = 0;
                 let number = *h.started + 1;
-                if let Some(admitted) = call.admit_hedge(number) {
-                    *h.handoff = Handoff::Admitted(admitted);
+                if let Some(hedge) = call.admit_hedge(number) {
+                    let at = hedging.as_mut().place(hedge);
+                    *hedging.project().pending = at;
                     return Poll::Ready(HedgeStep::Start);
                 }
                 // Skipped (budget or breaker): what runs keeps running; the next chance
@@ -639,40 +669,33 @@ where
 
 impl<L: PermitSlot, S: StartTime> Call<L, S> {
     /// Admits the attempt that starts now (the first, or the next after a transient failure,
-    /// whose budget slot `after_hedged_attempt` took): the deadline, then the breaker. `None`:
-    /// refused while other attempts run, which the call waits for.
+    /// which `after_hedged_attempt` placed with its budget slot): the deadline, then the
+    /// breaker. `None`: refused while other attempts run, which the call waits for.
     fn admit_next<F, T, E, G: GuardErrors<E>>(
         &mut self,
-        hedging: Pin<&mut Hedging<F>>,
+        mut hedging: Pin<&mut Hedging<F>>,
         guard: G,
     ) -> Option<HedgeStep<Result<T, E>>> {
-        let h = hedging.project();
+        let number = hedging.started + 1;
+        let h = hedging.as_mut().project();
         *h.start_now = false;
-        let number = *h.started + 1;
-        let mut admitted = match std::mem::take(h.handoff) {
-            Handoff::Admitted(admitted) => admitted,
-            _ => Admitted {
-                number,
-                permit: None,
-                slot: None,
-                hedged: false,
-            },
+        let at = match std::mem::replace(h.pending, At::Nowhere) {
+            At::Nowhere => hedging
+                .as_mut()
+                .place(Running::admitted(number, None, false)),
+            at => at,
         };
-        let running = h.first.is_some() || !h.more.is_empty();
         self.scope = AttemptScope::new(number);
-        let refused = match self.attempt_limit() {
+        let admission = match self.attempt_limit() {
             Some((limit, true)) if limit.is_zero() => {
-                Some((GiveUpReason::Deadline, self.limit_error(limit, true)))
+                Err((GiveUpReason::Deadline, self.limit_error(limit, true)))
             }
             _ => match self.site.breaker().map(|b| b.admit()) {
-                Some(Ok(permit)) => {
-                    admitted.permit = Some(permit);
-                    None
-                }
+                Some(Ok(permit)) => Ok(Some(permit)),
                 Some(Err(retry_in)) => {
                     let op = self.site.op();
                     let breaker = self.policy.breaker().unwrap_or(op);
-                    Some((
+                    Err((
                         GiveUpReason::BreakerOpen,
                         GuardError::BreakerOpen {
                             op,
@@ -681,31 +704,35 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
                         },
                     ))
                 }
-                None => None,
+                None => Ok(None),
             },
         };
-        let Some((why, error)) = refused else {
-            *h.handoff = Handoff::Admitted(admitted);
-            return Some(HedgeStep::Start);
+        let others = hedging.running() > 1;
+        let running = hedging.as_mut().at(at)?.project();
+        let (why, error) = match admission {
+            Ok(permit) => {
+                *running.permit = permit;
+                *hedging.project().pending = at;
+                return Some(HedgeStep::Start);
+            }
+            Err(refused) => refused,
         };
         // Not made: the retry granted for it gives its tokens back.
-        if let Some(slot) = admitted.slot.take() {
+        if let Some(slot) = running.slot.take() {
             slot.refund();
         }
-        if running {
+        if others {
+            hedging.remove(at);
             return None;
         }
-        *h.handoff = Handoff::Finished(Finished {
-            number,
-            skipped: Some(why),
-            ..Finished::default()
-        });
+        *running.skipped = Some(why);
+        *hedging.project().done = at;
         Some(HedgeStep::Done(Err(guard.guard_error(error))))
     }
 
     /// Admits a hedge beside the attempts in flight: a budget token, then the breaker. `None`
     /// skips it (what runs keeps running).
-    fn admit_hedge(&mut self, number: u32) -> Option<Admitted> {
+    fn admit_hedge<F>(&mut self, number: u32) -> Option<Running<F>> {
         self.scope = AttemptScope::new(number);
         let op = self.site.op();
         let slot = match self.site.budget().try_withdraw(1) {
@@ -731,11 +758,8 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
             .in_scope(|| log::hedging(&fields, number, delay));
         self.site.counters().hedge();
         export::hedge(op);
-        Some(Admitted {
-            number,
-            permit,
-            slot: Some(slot),
-            hedged: true,
-        })
+        let mut hedge = Running::admitted(number, Some(slot), true);
+        hedge.permit = permit;
+        Some(hedge)
     }
 }
