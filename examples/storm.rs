@@ -5,20 +5,26 @@
 //! cargo run --release --example storm            # progress on stderr, the table, docs/storm.svg
 //! cargo run --release --example storm -- --json  # one JSON object per (scenario, strategy)
 //! cargo run --release --example storm -- --wire  # the same claim on real sockets, small scale
+//! cargo run --release --example storm --features redis -- --fleet  # 20 processes, local vs Redis-shared
 //! ```
 //!
 //! Options: `--scenario a|b|c|d|e|f|g|h` (repeatable; all by default: (e) is Brooker's
 //! failure-rate sweep, (f) his client-count model, (g) a lone client, (h) tail latency and
 //! hedging), `--svg PATH` (default
 //! `docs/storm.svg`; the budget chart of (e) and (f) goes beside it, `storm-budgets.svg`),
-//! `--no-svg`. The model and its assumptions are in `examples/storm/model.rs` and
-//! `docs/STORM.md`.
+//! `--no-svg`, `--fleet [N]` (feature `redis`: N processes, default 20, on real sockets with
+//! local breakers and budgets against ones shared through a `redis-server` the lab starts, see
+//! `examples/storm/fleet.rs`). The model and its assumptions are in `examples/storm/model.rs`
+//! and `docs/STORM.md`.
 //!
 //! Fresh state per run: budgets and breakers are process-wide statics (one per call site or
 //! name), so every (scenario, strategy) runs in a child process of its own: this executable,
 //! started again with `STORM_RUN` set (see `model::run_isolated`). Runs are independent and
 //! reproducible: `--scenario a` gives the same numbers as the full lab.
 
+#[cfg(feature = "redis")]
+#[path = "storm/fleet.rs"]
+mod fleet;
 #[allow(dead_code)] // shared with tests/storm.rs, which uses other parts of it
 #[path = "storm/model.rs"]
 mod model;
@@ -32,6 +38,8 @@ use std::io::Write as _;
 struct Options {
     json: bool,
     wire: bool,
+    /// `--fleet [N]`: the fleet mode's process count.
+    fleet: Option<u32>,
     scenarios: Vec<char>,
     svg: Option<String>,
     series: bool,
@@ -42,16 +50,24 @@ fn options() -> Options {
     let mut o = Options {
         json: false,
         wire: false,
+        fleet: None,
         scenarios: Vec::new(),
         svg: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/storm.svg").to_owned()),
         series: false,
         seed: None,
     };
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
     while let Some(a) = args.next() {
         match a.as_str() {
             "--json" => o.json = true,
             "--wire" => o.wire = true,
+            "--fleet" => {
+                let n = args.peek().and_then(|s| s.parse::<u32>().ok());
+                if n.is_some() {
+                    args.next();
+                }
+                o.fleet = Some(n.unwrap_or(20).max(1));
+            }
             "--no-svg" => o.svg = None,
             "--series" => o.series = true,
             "--seed" => o.seed = Some(args.next().and_then(|s| s.parse().ok()).expect("--seed N")),
@@ -66,7 +82,7 @@ fn options() -> Options {
                 }
             }
             "-h" | "--help" => {
-                eprintln!("usage: storm [--json] [--wire] [--scenario a|b|c|d|e|f|g|h]... [--svg PATH | --no-svg] [--series] [--seed N]");
+                eprintln!("usage: storm [--json] [--wire] [--fleet [N]] [--scenario a|b|c|d|e|f|g|h]... [--svg PATH | --no-svg] [--series] [--seed N]");
                 std::process::exit(0);
             }
             other => panic!("unknown option `{other}` (try --help)"),
@@ -82,7 +98,20 @@ fn main() {
     if model::child_main() {
         return;
     }
+    #[cfg(feature = "redis")]
+    if fleet::child_main() {
+        return;
+    }
     let o = options();
+    if let Some(n) = o.fleet {
+        #[cfg(feature = "redis")]
+        return fleet::main(n);
+        #[cfg(not(feature = "redis"))]
+        {
+            eprintln!("storm: --fleet shares breakers and budgets through Redis, which needs the `redis` feature: add `--features redis` (cargo run --release --example storm --features redis -- --fleet {n})");
+            std::process::exit(2);
+        }
+    }
     if o.wire {
         wire::main();
         return;
