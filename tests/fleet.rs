@@ -845,53 +845,59 @@ fn faults_fall_back_and_recover(rt: &tokio::runtime::Runtime) {
     println!("fleet: faults, 3 processes, sync {SYNC_MS} ms; per process (connected after start, fell back after SIGSTOP, reconnected after SIGCONT, fell back after kill, reconnected after restart, fell back when slow (DEBUG SLEEP 0.5), reconnected after it (ms), ok, failed, slowest call ms): {report:?}");
 }
 
-/// Issue 17: a lease is given back once, whatever round a fault cut. `budget.lua` run by hand
-/// (`redis-cli EVAL`) as one process's rounds would run it, with rounds whose answer is lost
-/// after Redis applied them, and rounds Redis never saw: what the fleet holds plus what the
-/// process holds stays the start grant minus what the process spent.
-fn a_cut_round_loses_no_lease(redis: &Redis) {
+/// `budget.lua` run by hand (`redis-cli EVAL`) as process `me`'s round `round` would run it:
+/// `(lease granted, fleet's tokens left)`, in milli-tokens. The budget: capacity 20 tokens,
+/// 0.125 per success, no floor, a 10 s window, a start grant of 10; `successes` reported in
+/// batch `round`, 4 tokens wanted.
+fn budget_round(
+    redis: &Redis,
+    prefix: &str,
+    me: &str,
+    (left, round, answered, dropped, successes): (i64, u64, u64, i64, u64),
+) -> (i64, i64) {
     let script = include_str!("../retry-runtime/src/fleet/budget.lua");
+    let key = format!("{prefix}:budget:{{b}}");
     let keys = [
-        "t-cut:budget:{cut}",
-        "t-cut:budget:{cut}:acked:p",
-        "t-cut:budget:{cut}:lent:p",
+        key.clone(),
+        format!("{key}:acked:{me}"),
+        format!("{key}:leases"),
     ];
-    // capacity 20 tokens, 0.125 per success, no floor, a 10 s window, a start grant of 10.
-    let round = |left: i64, round: u64, answered: u64, dropped: i64| -> (i64, i64) {
-        let args = [
-            20_000,
-            125,
-            0,
-            10_000,
-            10_000,
-            left,
-            4_000,
-            round as i64,
-            answered as i64,
-            dropped,
-        ];
-        let out = Command::new("redis-cli")
-            .args(["-p", &redis.port.to_string(), "EVAL", script, "3"])
-            .args(keys)
-            .args(args.map(|a| a.to_string()))
-            .output()
-            .expect("redis-cli runs");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let v: Vec<i64> = text
-            .lines()
-            .map(|l| l.trim().parse().unwrap_or_else(|_| panic!("EVAL: {text}")))
-            .collect();
-        (v[0], v[1])
-    };
+    let mut args: Vec<String> = [20_000, 125, 0, 10_000, 10_000, left, 4_000]
+        .iter()
+        .chain(&[round as i64, answered as i64, dropped])
+        .map(i64::to_string)
+        .collect();
+    args.extend([me.to_owned(), "60000".to_owned()]);
+    args.extend([round.to_string(), successes.to_string()]);
+    let out = Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "EVAL", script, "3"])
+        .args(keys)
+        .args(args)
+        .output()
+        .expect("redis-cli runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<i64> = text
+        .lines()
+        .map(|l| l.trim().parse().unwrap_or_else(|_| panic!("EVAL: {text}")))
+        .collect();
+    (v[0], v[1])
+}
+
+/// Issue 17: a lease is given back once, whatever round a fault cut: with rounds whose answer
+/// is lost after Redis applied them, and rounds Redis never saw, what the fleet holds plus what
+/// the process holds stays the start grant minus what the process spent.
+fn a_cut_round_loses_no_lease(redis: &Redis) {
+    let round =
+        |r: (i64, u64, u64, i64)| budget_round(redis, "t-cut", "p", (r.0, r.1, r.2, r.3, 0));
     // Round 1, answered: the process holds 4 tokens, the fleet 6.
-    let (held, fleet) = round(0, 1, 0, -1);
+    let (held, fleet) = round((0, 1, 0, -1));
     assert_eq!((held, fleet), (4_000, 6_000));
     let spent = 1_000;
     // Round 2 gives back 3 (1 spent) and is applied, but its answer is lost: the process goes
     // local, dropping the 3 it holds; Redis lent it 4 it never received.
-    let _lost = round(held - spent, 2, 1, -1);
+    let _lost = round((held - spent, 2, 1, -1));
     // Round 3, back: the fleet takes back the lost grant (not the 3 again) and lends 4 more.
-    let (held, fleet) = round(0, 3, 1, 3_000);
+    let (held, fleet) = round((0, 3, 1, 3_000));
     assert_eq!(
         held + fleet,
         10_000 - spent,
@@ -901,7 +907,7 @@ fn a_cut_round_loses_no_lease(redis: &Redis) {
     let spent = spent + 500;
     let dropped = held - 500;
     // Round 5, back: the fleet's record still ends at round 3, so the 3.5 dropped return.
-    let (held, fleet) = round(0, 5, 3, dropped);
+    let (held, fleet) = round((0, 5, 3, dropped));
     assert_eq!(
         held + fleet,
         10_000 - spent,
@@ -909,15 +915,46 @@ fn a_cut_round_loses_no_lease(redis: &Redis) {
     );
     // Round 6 applied and lost, then round 7 (back) applied and lost too, then round 8: each
     // lost grant returns once, the dropped lease not at all (round 6 gave it back already).
-    let _lost = round(held, 6, 5, -1);
-    let _lost = round(0, 7, 5, held);
-    let (held, fleet) = round(0, 8, 5, held);
+    let _lost = round((held, 6, 5, -1));
+    let _lost = round((0, 7, 5, held));
+    let (held, fleet) = round((0, 8, 5, held));
     assert_eq!(
         held + fleet,
         10_000 - spent,
         "after two cut rounds in a row"
     );
     println!("fleet: cut rounds: the fleet's tokens plus the process's lease stay the start grant minus what was spent (10 - 1.5 = {} tokens) after a round applied and lost, one never sent, and two lost in a row", (held + fleet) as f64 / 1000.0);
+}
+
+/// Issue 17: the fleet's burst is one `capacity`, leases included. Twenty processes (as
+/// `budget.lua` sees them) each report 40 successes a round (5 tokens: the ledger would refill
+/// at once) and want 4 tokens: what they hold plus what the fleet has left never passes the
+/// capacity, 20 tokens.
+fn the_fleets_leases_count_against_its_capacity(redis: &Redis) {
+    let mut held = vec![0i64; 20];
+    let mut most = 0;
+    for round in 1..=3u64 {
+        for p in 0..held.len() {
+            let me = format!("p{p}");
+            let (granted, fleet) =
+                budget_round(redis, "t-cap", &me, (held[p], round, round - 1, -1, 40));
+            held[p] = granted;
+            most = most.max(fleet);
+            let total: i64 = held.iter().sum::<i64>() + fleet;
+            assert!(
+                total <= 20_000,
+                "round {round}, process {p}: leases {held:?} and {fleet} left make {total} milli-tokens, over the capacity"
+            );
+        }
+    }
+    let leased: i64 = held.iter().sum();
+    println!(
+        "fleet: burst: 20 processes wanting 4 tokens each, the ledger refilled every round: {} tokens leased, {} processes holding some, at most {} left in the ledger (capacity 20)",
+        leased / 1000,
+        held.iter().filter(|h| **h > 0).count(),
+        most / 1000
+    );
+    assert_eq!(leased, 20_000, "the capacity, all leased out");
 }
 
 /// The files of a CA of the test's own and of a server certificate for 127.0.0.1 it signed
@@ -1221,6 +1258,7 @@ fn main() {
     faults_fall_back_and_recover(&rt);
     shared_name_allocates_nothing_more(&redis);
     a_cut_round_loses_no_lease(&redis);
+    the_fleets_leases_count_against_its_capacity(&redis);
     tls_and_credentials(&rt);
-    println!("fleet: 6 scenarios passed");
+    println!("fleet: 7 scenarios passed");
 }

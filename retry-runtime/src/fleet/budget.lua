@@ -1,13 +1,15 @@
 -- One process's sync of one shared retry budget (stormguard, feature `redis`): the fleet's
--- ledger, ten slots of milli-tokens over the window, mirrors a process's own.
+-- ledger, ten slots of milli-tokens over the window, mirrors a process's own; the tokens lent
+-- out count against its capacity, so the fleet's burst is one `capacity`.
 -- KEYS[1]: the budget's hash; KEYS[2]: the last batch of successes applied for this process;
--- KEYS[3]: the lease last granted to this process (its round, its milli-tokens).
+-- KEYS[3]: the leases, one field per process: "round:milli-tokens:time (ms)" of its last grant.
 -- ARGV: capacity (milli), milli-tokens per success, min_per_sec, window (ms), start grant
 -- (milli), unspent lease given back (milli), lease wanted (milli), this round's number, the
 -- last round whose answer the process received, the lease it held when it went local (milli;
--- -1: it did not, this round follows an answered one), then pairs (batch number, successes)
--- of every batch this process has not seen acknowledged (a batch is numbered by its round).
--- Returns the lease granted (milli-tokens) and the fleet's tokens left (milli).
+-- -1: it did not, this round follows an answered one), this process's name, the time after
+-- which a process that did not sync is gone (ms), then pairs (batch number, successes) of
+-- every batch this process has not seen acknowledged (a batch is numbered by its round).
+-- Returns the lease granted (milli-tokens, whole tokens only) and the fleet's tokens left.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local cap, ratio, per_sec = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -53,14 +55,30 @@ end
 -- dropped when it went local; if one was (its answer lost), that round's grant, which the
 -- process never received. Each is returned once: the record moves on with this round.
 local round, seen, dropped = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
-local lent = redis.call('HMGET', KEYS[3], 'round', 'grant')
+local me, gone_after = ARGV[11], tonumber(ARGV[12])
+-- The leases: this process's last, and the sum of the others'. A process silent for longer
+-- than `gone_after` holds none as far as the capacity goes (it died, or went local and will
+-- return what it held, below); its record is forgotten when its tokens would have expired.
+local keep = math.max(60000, window * 20)
+local lent_round, lent_grant, others = -1, 0, 0
+local leases = redis.call('HGETALL', KEYS[3])
+for i = 1, #leases, 2 do
+  local r, g, at = string.match(leases[i + 1], '^(%-?%d+):(%d+):(%d+)$')
+  local age = at and now - tonumber(at) or keep + 1
+  if age > keep then
+    redis.call('HDEL', KEYS[3], leases[i])
+  elseif leases[i] == me then
+    lent_round, lent_grant = tonumber(r), tonumber(g)
+  elseif age <= gone_after then
+    others = others + tonumber(g)
+  end
+end
 local returned = given_back
 if dropped >= 0 then
-  local lent_round = tonumber(lent[1] or '-1')
   if lent_round == seen then
     returned = dropped
   elseif lent_round > seen then
-    returned = tonumber(lent[2] or '0')
+    returned = lent_grant
   else
     -- No record (a new ledger, Redis restarted empty): nothing of it was lent by this one.
     returned = 0
@@ -68,7 +86,7 @@ if dropped >= 0 then
 end
 local acked = tonumber(redis.call('GET', KEYS[2]) or '0')
 local successes, top = 0, acked
-for j = 11, #ARGV - 1, 2 do
+for j = 13, #ARGV - 1, 2 do
   local batch, n = tonumber(ARGV[j]), tonumber(ARGV[j + 1])
   if batch > acked then
     successes = successes + n
@@ -78,15 +96,20 @@ end
 local last_success = tonumber(f[2] or '0')
 if successes > 0 then last_success = now end
 slots[newest % SLOTS] = slots[newest % SLOTS] + successes * ratio + returned
-local over = total() - cap
+-- What the other processes hold counts against the capacity: the fleet's tokens, ledger and
+-- leases together, never exceed one `capacity`.
+local over = total() + others - cap
 if over > 0 then take(over) end
-local granted = take(math.min(want, total()))
+-- Whole tokens only: a retry costs one (two after a timeout), and fractions scattered over
+-- many leases would pay for none.
+local function whole(milli) return milli - milli % 1000 end
+local granted = take(whole(math.min(want, total())))
 -- Beyond the tokens: the fleet's `min_per_sec` floor, while a success is recent.
 local floor = tonumber(f[3] or tostring(per_sec * 1000))
 local floor_ms = tonumber(f[4] or tostring(now))
 floor = math.min(per_sec * 1000, floor + (now - floor_ms) * per_sec)
 if granted < want and per_sec > 0 and now - last_success <= window then
-  local extra = math.min(want - granted, math.floor(floor))
+  local extra = whole(math.min(want - granted, math.floor(floor)))
   floor = floor - extra
   granted = granted + extra
 end
@@ -95,6 +118,6 @@ redis.call('HSET', KEYS[1], 'newest', newest, 'last_success', last_success, 'flo
   's5', slots[5], 's6', slots[6], 's7', slots[7], 's8', slots[8], 's9', slots[9])
 redis.call('PEXPIRE', KEYS[1], math.max(60000, window * 20))
 redis.call('SET', KEYS[2], top, 'PX', math.max(60000, window * 20))
-redis.call('HSET', KEYS[3], 'round', round, 'grant', math.floor(granted))
-redis.call('PEXPIRE', KEYS[3], math.max(60000, window * 20))
+redis.call('HSET', KEYS[3], me, round .. ':' .. math.floor(granted) .. ':' .. now)
+redis.call('PEXPIRE', KEYS[3], keep)
 return {math.floor(granted), math.floor(total())}

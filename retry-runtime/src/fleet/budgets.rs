@@ -5,6 +5,7 @@
 use crate::budget::{Budget, LeaseReport};
 use redis::aio::MultiplexedConnection;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 fn script() -> &'static redis::Script {
     static SCRIPT: OnceLock<redis::Script> = OnceLock::new();
@@ -19,7 +20,13 @@ pub(super) struct SharedBudget {
     budget: &'static Budget,
     key: String,
     ack_key: String,
-    lent_key: String,
+    /// The fleet's leases (one field per process: its last grant).
+    leases_key: String,
+    /// This process's field there.
+    me: String,
+    /// How long a process may go without a round before its lease stops counting against
+    /// the capacity (it died, or went local and returns what it held when it is back).
+    gone_after_ms: u64,
     /// The last batch number used (batches are numbered from 1 per process run).
     batch: u64,
     /// Batches sent in a round that failed: Redis may or may not have applied them, so they
@@ -35,12 +42,15 @@ pub(super) struct SharedBudget {
 }
 
 impl SharedBudget {
-    pub(super) fn new(budget: &'static Budget, prefix: &str, me: &str) -> Self {
+    pub(super) fn new(budget: &'static Budget, prefix: &str, me: &str, sync: Duration) -> Self {
         let key = format!("{prefix}:budget:{{{}}}", budget.name());
         SharedBudget {
             budget,
             ack_key: format!("{key}:acked:{me}"),
-            lent_key: format!("{key}:lent:{me}"),
+            leases_key: format!("{key}:leases"),
+            me: me.to_owned(),
+            // Eight rounds missed (a round every half `sync`).
+            gone_after_ms: (4 * sync).as_millis() as u64,
             key,
             batch: 0,
             unacked: Vec::new(),
@@ -69,7 +79,7 @@ impl SharedBudget {
         let want = (asked as i64 * 2000).clamp(2000, shape.capacity.max(2000));
         let mut call = script().key(&self.key);
         call.key(&self.ack_key)
-            .key(&self.lent_key)
+            .key(&self.leases_key)
             .arg(shape.capacity)
             .arg(shape.ratio)
             .arg(shape.min_per_sec)
@@ -79,7 +89,9 @@ impl SharedBudget {
             .arg(want)
             .arg(self.batch)
             .arg(self.answered)
-            .arg(self.dropped.unwrap_or(-1));
+            .arg(self.dropped.unwrap_or(-1))
+            .arg(&self.me)
+            .arg(self.gone_after_ms);
         for (batch, successes) in &self.unacked {
             call.arg(*batch).arg(*successes);
         }

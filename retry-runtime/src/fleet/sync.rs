@@ -67,7 +67,7 @@ async fn run(plan: &FleetPlan, stop: &Stop) {
         budgets: plan
             .budgets
             .iter()
-            .map(|b| SharedBudget::new(b, &plan.prefix, &me))
+            .map(|b| SharedBudget::new(b, &plan.prefix, &me, plan.sync))
             .collect(),
         link: Link::Starting,
     };
