@@ -421,6 +421,22 @@ async fn bad_fleet_sections_are_rejected_whole_with_advice() {
             (3, "prefix"),
             "without spaces",
         ),
+        // A Redis Cluster's seed nodes: URLs as strings, TCP ones, at least one.
+        (
+            "[fleet]\nshare = [\"cfg_pay\"]\nredis = [\"redis://admin:hunter2@10.0.0.1:7000\", 7001]\n",
+            (3, "redis"),
+            "each seed node of a Redis Cluster is a URL as a string",
+        ),
+        (
+            "[fleet]\nredis = [\"unix:///run/redis.sock\"]\n",
+            (2, "redis"),
+            "not the URL of a Redis Cluster's node",
+        ),
+        (
+            "[fleet]\nredis = []\n",
+            (2, "redis"),
+            "at least one seed node",
+        ),
         // A good breaker change beside a bad fleet: neither applies.
         (
             "[breaker.cfg_pay]\nopen_for = \"1s\"\n[fleet]\nredis = \"redis://127.0.0.1:1/0\"\nshare = [\"nope\"]\n",

@@ -957,6 +957,132 @@ fn the_fleets_leases_count_against_its_capacity(redis: &Redis) {
     assert_eq!(leased, 20_000, "the capacity, all leased out");
 }
 
+/// A Redis Cluster of three primaries of the test's own: free ports of 127.0.0.1, no
+/// persistence, its node files in a fresh directory; stopped when dropped.
+struct Cluster {
+    ports: Vec<u16>,
+    nodes: Vec<Child>,
+    dir: std::path::PathBuf,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let dir =
+            std::env::temp_dir().join(format!("stormguard-fleet-cluster-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let nodes = ports
+            .iter()
+            .map(|port| {
+                Command::new("redis-server")
+                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                    .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
+                    .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+                    .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+                    .current_dir(&dir)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("redis-server starts")
+            })
+            .collect();
+        let cluster = Cluster { ports, nodes, dir };
+        for port in &cluster.ports {
+            let up = (0..200).any(|_| {
+                std::thread::sleep(Duration::from_millis(10));
+                std::net::TcpStream::connect(("127.0.0.1", *port)).is_ok()
+            });
+            assert!(up, "cluster node on port {port} did not listen");
+        }
+        let addrs: Vec<String> = cluster
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli runs");
+        assert!(
+            created.status.success(),
+            "redis-cli --cluster create: {}",
+            String::from_utf8_lossy(&created.stdout)
+        );
+        let ok = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            cluster
+                .cli(&["CLUSTER", "INFO"])
+                .contains("cluster_state:ok")
+        });
+        assert!(ok, "the cluster did not reach cluster_state:ok");
+        cluster
+    }
+
+    /// `redis-cli -c` (following redirections) on the first node.
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-c", "-p", &self.ports[0].to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            let _ = node.kill();
+            let _ = node.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Issue 17, a Redis Cluster (`redis = ["redis://…"]`, one seed node: the client finds the
+/// others): the outage of `shared_breaker_stops_the_fleet`, four processes, shared through a
+/// cluster of three primaries; the breaker's and budget's keys live on the node of their slot.
+fn shared_through_a_cluster(rt: &tokio::runtime::Runtime) {
+    let cluster = Cluster::start();
+    let config = format!(
+        "[fleet]\nredis = [\"redis://127.0.0.1:{}\"]\nshare = [\"payments\"]\nsync = \"{SYNC_MS}ms\"\nprefix = \"t-cluster\"\n",
+        cluster.ports[0]
+    );
+    let n = 4;
+    let run = outage_run(rt, &config, n, None);
+    let slot = cluster.cli(&["CLUSTER", "KEYSLOT", "t-cluster:breaker:{payments}"]);
+    let breaker_key = cluster.cli(&["EXISTS", "t-cluster:breaker:{payments}"]);
+    let budget_key = cluster.cli(&["EXISTS", "t-cluster:budget:{payments}"]);
+    println!(
+        "fleet: cluster of 3 primaries, one seed given, {n} processes: {run:?}; the names' slot {}",
+        slot.trim()
+    );
+    assert_eq!(
+        breaker_key.trim(),
+        "1",
+        "the shared breaker's key in the cluster"
+    );
+    assert_eq!(
+        budget_key.trim(),
+        "1",
+        "the shared budget's key in the cluster"
+    );
+    assert!(run.opened_by_fleet >= (n - 1) as usize, "{run:?}");
+    assert!(
+        run.open_lag.iter().all(|l| *l <= SYNC_MS + 100),
+        "open lag {:?}",
+        run.open_lag
+    );
+    assert!(
+        !run.probes_per_window.is_empty() && run.probes_per_window.iter().all(|p| *p <= 1),
+        "probes per half-open window: {:?}",
+        run.probes_per_window
+    );
+}
+
 /// The files of a CA of the test's own and of a server certificate for 127.0.0.1 it signed
 /// (made with `openssl`), in a fresh directory: (directory, CA certificate).
 fn test_certificates() -> (std::path::PathBuf, String) {
@@ -1260,5 +1386,6 @@ fn main() {
     a_cut_round_loses_no_lease(&redis);
     the_fleets_leases_count_against_its_capacity(&redis);
     tls_and_credentials(&rt);
-    println!("fleet: 7 scenarios passed");
+    shared_through_a_cluster(&rt);
+    println!("fleet: 8 scenarios passed");
 }

@@ -80,11 +80,20 @@ pub(crate) struct BudgetKeys {
     pub(crate) max_concurrent: Option<Set<u32>>,
 }
 
+/// Where `[fleet]`'s Redis is: `redis = "redis://…"`, one server; `redis = ["redis://…", …]`,
+/// the seed nodes of a Redis Cluster (the client finds the others).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum RedisAt {
+    One(String),
+    Cluster(Vec<String>),
+}
+
 /// `[fleet]`: breakers and budgets shared through Redis (feature `redis`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct FleetKeys {
-    /// The Redis URL (it may hold credentials: never printed or logged whole).
-    pub(crate) redis: Option<Set<String>>,
+    /// The Redis to share through (its URLs may hold credentials: never printed or logged
+    /// whole).
+    pub(crate) redis: Option<Set<RedisAt>>,
     pub(crate) share: Option<Set<Vec<String>>>,
     pub(crate) sync: Option<Set<Duration>>,
     pub(crate) prefix: Option<Set<String>>,
@@ -311,26 +320,29 @@ fn set_fleet(
     let k = key.get_ref().as_ref();
     match k {
         "redis" => {
-            let url = string(place, key, value, "redis = \"redis://127.0.0.1:6379/0\"")?;
-            // The URL may hold a password: no message repeats it.
-            let scheme = url.split("://").next().unwrap_or("");
-            if !url.contains("://") || !["redis", "rediss", "unix", "redis+unix"].contains(&scheme)
-            {
-                return Err(bad(place, value, k, "this is not a Redis URL; write redis = \"redis://host:6379/0\" (\"rediss://…\" for TLS, \"redis://user:password@host:6379/0\" with credentials, \"unix:///path/to/redis.sock\" for a socket)".into()));
-            }
-            #[cfg(feature = "redis")]
-            if let Err(e) = redis::IntoConnectionInfo::into_connection_info(url) {
-                return Err(bad(
-                    place,
-                    value,
-                    k,
-                    format!(
-                        "this Redis URL does not parse ({}); write redis = \"redis://host:6379/0\"",
-                        e
-                    ),
-                ));
-            }
-            keys.redis = set(place, key, url.to_owned());
+            let at = match value.get_ref().as_array() {
+                None => {
+                    let url = string(place, key, value, "redis = \"redis://127.0.0.1:6379/0\"")?;
+                    redis_url(place, value, url, false)?;
+                    RedisAt::One(url.to_owned())
+                }
+                Some(items) => {
+                    let example = "redis = [\"redis://10.0.0.1:7000\", \"redis://10.0.0.2:7000\"]";
+                    let mut urls = Vec::new();
+                    for item in items {
+                        let Some(url) = item.get_ref().as_str() else {
+                            return Err(bad(place, item, k, format!("each seed node of a Redis Cluster is a URL as a string; write {example}")));
+                        };
+                        redis_url(place, item, url, true)?;
+                        urls.push(url.to_owned());
+                    }
+                    if urls.is_empty() {
+                        return Err(bad(place, value, k, format!("a Redis Cluster needs at least one seed node; write {example}, or redis = \"redis://host:6379/0\" for one Redis")));
+                    }
+                    RedisAt::Cluster(urls)
+                }
+            };
+            keys.redis = set(place, key, at);
         }
         "share" => {
             let example = "share = [\"payments\"]";
@@ -373,6 +385,40 @@ fn set_fleet(
             keys.prefix = set(place, key, p.to_owned());
         }
         other => return Err(unknown_key(place, key, other, "fleet", FLEET_KEYS)),
+    }
+    Ok(())
+}
+
+/// Checks one Redis URL (`in_cluster`: a seed node of a Redis Cluster, reached over TCP). The
+/// URL may hold a password: no message repeats it.
+fn redis_url(
+    place: &Place<'_>,
+    value: &Value<'_>,
+    url: &str,
+    in_cluster: bool,
+) -> Result<(), Problem> {
+    let schemes: &[&str] = if in_cluster {
+        &["redis", "rediss"]
+    } else {
+        &["redis", "rediss", "unix", "redis+unix"]
+    };
+    let scheme = url.split("://").next().unwrap_or("");
+    if !url.contains("://") || !schemes.contains(&scheme) {
+        let advice = if in_cluster {
+            "this is not the URL of a Redis Cluster's node; write redis = [\"redis://10.0.0.1:7000\", \"redis://10.0.0.2:7000\"] (\"rediss://…\" for TLS, \"redis://user:password@host:7000\" with credentials)"
+        } else {
+            "this is not a Redis URL; write redis = \"redis://host:6379/0\" (\"rediss://…\" for TLS, \"redis://user:password@host:6379/0\" with credentials, \"unix:///path/to/redis.sock\" for a socket, or a list of URLs for the seed nodes of a Redis Cluster)"
+        };
+        return Err(bad(place, value, "redis", advice.into()));
+    }
+    #[cfg(feature = "redis")]
+    if let Err(e) = redis::IntoConnectionInfo::into_connection_info(url) {
+        return Err(bad(
+            place,
+            value,
+            "redis",
+            format!("this Redis URL does not parse ({e}); write redis = \"redis://host:6379/0\""),
+        ));
     }
     Ok(())
 }

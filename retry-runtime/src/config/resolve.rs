@@ -263,7 +263,7 @@ fn fleet_plan(
     problems: &mut Vec<Problem>,
 ) -> Option<crate::fleet::FleetPlan> {
     let (under, over) = (&file.fleet, &env.fleet);
-    let redis: Option<Set<String>> = pick(&under.redis, &over.redis);
+    let redis: Option<Set<super::layer::RedisAt>> = pick(&under.redis, &over.redis);
     let share: Option<Set<Vec<String>>> = pick(&under.share, &over.share);
     let sync: Option<Set<std::time::Duration>> = pick(&under.sync, &over.sync);
     let prefix: Option<Set<String>> = pick(&under.prefix, &over.prefix);
@@ -276,7 +276,7 @@ fn fleet_plan(
     .into_iter()
     .flatten()
     .next()?;
-    let Some(url) = redis else {
+    let Some(redis) = redis else {
         let (source, line) = match first {
             Origin::File { source, line } => (source, line),
             Origin::Env(var) => (var, 0),
@@ -307,7 +307,7 @@ fn fleet_plan(
         }
     }
     Some(crate::fleet::FleetPlan {
-        url: url.value,
+        redis: redis.value,
         prefix: prefix.map_or_else(|| "stormguard".to_owned(), |p| p.value),
         sync: sync.map_or(std::time::Duration::from_millis(200), |s| s.value),
         breakers,

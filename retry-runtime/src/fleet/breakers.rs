@@ -1,9 +1,9 @@
 //! One shared breaker's sync: tells the fleet what this process's breaker did since the last
 //! round, and moves it to the fleet's state (open, closed, held while another process probes).
 
+use super::connection::Connection;
 use crate::breaker::{Breaker, BreakerState, FleetView, Force};
 use crate::clock;
-use redis::aio::MultiplexedConnection;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -67,7 +67,7 @@ impl SharedBreaker {
         }
     }
 
-    pub(super) async fn sync(&mut self, con: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+    pub(super) async fn sync(&mut self, con: &mut Connection) -> redis::RedisResult<()> {
         let view = self.breaker.fleet_view();
         let event = self.event(&view);
         let local = match view.state {

@@ -2,8 +2,8 @@
 //! round is cut and sent again), gives back the unspent lease (once, even when a round is cut)
 //! and takes the next one.
 
+use super::connection::Connection;
 use crate::budget::{Budget, LeaseReport};
-use redis::aio::MultiplexedConnection;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -64,7 +64,7 @@ impl SharedBudget {
         self.budget.name()
     }
 
-    pub(super) async fn sync(&mut self, con: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+    pub(super) async fn sync(&mut self, con: &mut Connection) -> redis::RedisResult<()> {
         let report: LeaseReport = self.budget.lease_report();
         let shape = self.budget.fleet_shape();
         self.batch += 1;

@@ -7,10 +7,12 @@
 
 mod breakers;
 mod budgets;
+mod connection;
 mod sync;
 
 use crate::breaker::Breaker;
 use crate::budget::Budget;
+pub(crate) use crate::config::RedisAt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,8 +20,9 @@ use std::time::Duration;
 /// What `[fleet]` asks for, checked against the program's names.
 #[derive(Clone, Debug)]
 pub(crate) struct FleetPlan {
-    /// The Redis URL (credentials included: never logged whole, see [`redacted`]).
-    pub(crate) url: String,
+    /// The Redis, or the seed nodes of a Redis Cluster (credentials included: never logged
+    /// whole, see [`redacted`]).
+    pub(crate) redis: RedisAt,
     pub(crate) prefix: String,
     pub(crate) sync: Duration,
     pub(crate) breakers: Vec<&'static Breaker>,
@@ -34,7 +37,7 @@ impl PartialEq for FleetPlan {
                 p.budgets.iter().map(|b| b.name()).collect::<Vec<_>>(),
             )
         };
-        self.url == other.url
+        self.redis == other.redis
             && self.prefix == other.prefix
             && self.sync == other.sync
             && names(self) == names(other)
@@ -108,6 +111,20 @@ pub(crate) fn configure(plan: Option<FleetPlan>) {
 /// True while the sync thread's last round with Redis succeeded.
 pub(crate) fn connected() -> bool {
     sync::CONNECTED.load(Ordering::Acquire)
+}
+
+/// Where the Redis is, as logs show it: `redis://***@host:6379/0`, or a cluster's first seed
+/// node and how many seeds there are, never a user name or password.
+pub(crate) fn shown(redis: &RedisAt) -> String {
+    match redis {
+        RedisAt::One(url) => redacted(url),
+        RedisAt::Cluster(seeds) => format!(
+            "{} (a Redis Cluster, {} seed node{})",
+            redacted(&seeds[0]),
+            seeds.len(),
+            if seeds.len() == 1 { "" } else { "s" }
+        ),
+    }
 }
 
 /// The URL as logs show it: scheme, host and path, never a user name or password.

@@ -3,8 +3,8 @@
 
 use super::breakers::SharedBreaker;
 use super::budgets::SharedBudget;
-use super::{redacted, FleetPlan, Stop};
-use redis::aio::MultiplexedConnection;
+use super::connection::{Client, Connection};
+use super::{FleetPlan, Stop};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,11 +47,16 @@ struct Fleet<'p> {
 }
 
 async fn run(plan: &FleetPlan, stop: &Stop) {
-    let where_ = redacted(&plan.url);
-    let client = match redis::Client::open(plan.url.as_str()) {
+    let where_ = super::shown(&plan.redis);
+    // A round every half `sync`, each given half a `sync`: a Redis that stops answering just
+    // after a good round is given up within one `sync` of it (the next round starts at half a
+    // `sync`, and times out at one), and a round slower than that is a Redis that is down.
+    let half = plan.sync / 2;
+    let connect_limit = plan.sync.max(Duration::from_millis(100));
+    let client = match Client::open(&plan.redis, connect_limit, half) {
         Ok(c) => c,
         Err(e) => {
-            // The configuration checked the URL; this is a client that cannot be built.
+            // The configuration checked the URLs; this is a client that cannot be built.
             tracing::error!(target: crate::log::TARGET, redis = where_.as_str(), "stormguard fleet: cannot use Redis at {where_} ({e}); shared breakers and budgets decide locally");
             return;
         }
@@ -71,20 +76,11 @@ async fn run(plan: &FleetPlan, stop: &Stop) {
             .collect(),
         link: Link::Starting,
     };
-    // A round every half `sync`, each given half a `sync`: a Redis that stops answering just
-    // after a good round is given up within one `sync` of it (the next round starts at half a
-    // `sync`, and times out at one), and a round slower than that is a Redis that is down.
-    let half = plan.sync / 2;
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(plan.sync.max(Duration::from_millis(100))))
-        .set_response_timeout(Some(half));
-    let mut connection: Option<MultiplexedConnection> = None;
+    let mut connection: Option<Connection> = None;
     let mut backoff = FIRST_BACKOFF;
     while !stop.asked() {
         if connection.is_none() {
-            let connecting = client.get_multiplexed_async_connection_with_config(&config);
-            let limit = plan.sync.max(Duration::from_millis(100));
-            let why = match tokio::time::timeout(limit, connecting).await {
+            let why = match tokio::time::timeout(connect_limit, client.connect()).await {
                 Ok(Ok(con)) => {
                     connection = Some(con);
                     None
@@ -144,7 +140,7 @@ fn process_id() -> String {
 
 impl Fleet<'_> {
     /// One exchange for every shared name, one after another on the one connection.
-    async fn round(&mut self, con: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+    async fn round(&mut self, con: &mut Connection) -> redis::RedisResult<()> {
         for b in &mut self.breakers {
             b.sync(con).await?;
         }
