@@ -41,6 +41,8 @@ mod latency;
 mod log;
 mod loom;
 mod policy;
+#[cfg(feature = "config")]
+mod redis_at;
 mod registry;
 mod scope;
 mod site;

@@ -80,20 +80,12 @@ pub(crate) struct BudgetKeys {
     pub(crate) max_concurrent: Option<Set<u32>>,
 }
 
-/// Where `[fleet]`'s Redis is: `redis = "redis://…"`, one server; `redis = ["redis://…", …]`,
-/// the seed nodes of a Redis Cluster (the client finds the others).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum RedisAt {
-    One(String),
-    Cluster(Vec<String>),
-}
-
 /// `[fleet]`: breakers and budgets shared through Redis (feature `redis`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct FleetKeys {
     /// The Redis to share through (its URLs may hold credentials: never printed or logged
     /// whole).
-    pub(crate) redis: Option<Set<RedisAt>>,
+    pub(crate) redis: Option<Set<crate::redis_at::RedisAt>>,
     pub(crate) share: Option<Set<Vec<String>>>,
     pub(crate) sync: Option<Set<Duration>>,
     pub(crate) prefix: Option<Set<String>>,
@@ -324,7 +316,7 @@ fn set_fleet(
                 None => {
                     let url = string(place, key, value, "redis = \"redis://127.0.0.1:6379/0\"")?;
                     redis_url(place, value, url, false)?;
-                    RedisAt::One(url.to_owned())
+                    crate::redis_at::RedisAt::One(url.to_owned())
                 }
                 Some(items) => {
                     let example = "redis = [\"redis://10.0.0.1:7000\", \"redis://10.0.0.2:7000\"]";
@@ -339,7 +331,7 @@ fn set_fleet(
                     if urls.is_empty() {
                         return Err(bad(place, value, k, format!("a Redis Cluster needs at least one seed node; write {example}, or redis = \"redis://host:6379/0\" for one Redis")));
                     }
-                    RedisAt::Cluster(urls)
+                    crate::redis_at::RedisAt::Cluster(urls)
                 }
             };
             keys.redis = set(place, key, at);

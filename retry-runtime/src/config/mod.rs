@@ -34,8 +34,6 @@ mod show;
 mod watch;
 
 pub use error::{ConfigError, Problem};
-#[cfg(feature = "redis")]
-pub(crate) use layer::RedisAt;
 pub use watch::watch;
 
 use crate::breaker::{Breaker, Force};

@@ -263,7 +263,7 @@ fn fleet_plan(
     problems: &mut Vec<Problem>,
 ) -> Option<crate::fleet::FleetPlan> {
     let (under, over) = (&file.fleet, &env.fleet);
-    let redis: Option<Set<super::layer::RedisAt>> = pick(&under.redis, &over.redis);
+    let redis: Option<Set<crate::redis_at::RedisAt>> = pick(&under.redis, &over.redis);
     let share: Option<Set<Vec<String>>> = pick(&under.share, &over.share);
     let sync: Option<Set<std::time::Duration>> = pick(&under.sync, &over.sync);
     let prefix: Option<Set<String>> = pick(&under.prefix, &over.prefix);

@@ -12,7 +12,7 @@ mod sync;
 
 use crate::breaker::Breaker;
 use crate::budget::Budget;
-pub(crate) use crate::config::RedisAt;
+pub(crate) use crate::redis_at::RedisAt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
