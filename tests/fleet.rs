@@ -1021,6 +1021,28 @@ impl Cluster {
         cluster
     }
 
+    /// The index of the node that serves `slot` (from `CLUSTER NODES`: `… 0-5460`).
+    fn owner_of(&self, slot: u32) -> usize {
+        let nodes = self.cli(&["CLUSTER", "NODES"]);
+        for line in nodes.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let serves = fields.iter().skip(8).any(|range| {
+                let (a, b) = range.split_once('-').unwrap_or((range, range));
+                matches!((a.parse::<u32>(), b.parse::<u32>()), (Ok(a), Ok(b)) if a <= slot && slot <= b)
+            });
+            if serves {
+                let port: u16 = fields[1].split(['@', ':']).nth(1).unwrap().parse().unwrap();
+                return self.ports.iter().position(|p| *p == port).unwrap();
+            }
+        }
+        panic!("no node serves slot {slot}: {nodes}");
+    }
+
+    fn kill(&mut self, node: usize) {
+        let _ = self.nodes[node].kill();
+        let _ = self.nodes[node].wait();
+    }
+
     /// `redis-cli -c` (following redirections) on the first node.
     fn cli(&self, args: &[&str]) -> String {
         let out = Command::new("redis-cli")
@@ -1046,7 +1068,7 @@ impl Drop for Cluster {
 /// others): the outage of `shared_breaker_stops_the_fleet`, four processes, shared through a
 /// cluster of three primaries; the breaker's and budget's keys live on the node of their slot.
 fn shared_through_a_cluster(rt: &tokio::runtime::Runtime) {
-    let cluster = Cluster::start();
+    let mut cluster = Cluster::start();
     let config = format!(
         "[fleet]\nredis = [\"redis://127.0.0.1:{}\"]\nshare = [\"payments\"]\nsync = \"{SYNC_MS}ms\"\nprefix = \"t-cluster\"\n",
         cluster.ports[0]
@@ -1081,6 +1103,41 @@ fn shared_through_a_cluster(rt: &tokio::runtime::Runtime) {
         "probes per half-open window: {:?}",
         run.probes_per_window
     );
+    // The node of the names' slot killed (the others up): every process falls back within
+    // one `sync` and every call still returns.
+    let slot: u32 = slot.trim().parse().unwrap();
+    let owner = cluster.owner_of(slot);
+    let down = Downstream::start(rt);
+    let procs: Vec<Proc> = (0..2)
+        .map(|id| {
+            spawn(Spec {
+                id,
+                downstream: &down.addr,
+                config: &config,
+                run_ms: 2500,
+                every_ms: 20,
+                function: "guarded",
+                ca_file: None,
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1200));
+    cluster.kill(owner);
+    let killed = now_ms();
+    for (i, f) in procs.into_iter().map(Proc::finish).enumerate() {
+        let (ok, failed, slowest) = f.done();
+        let fell = f.times("connected", "0").into_iter().find(|t| *t >= killed);
+        println!("fleet: cluster, the slot's node killed: process {i} fell back after {:?} ms; {ok} ok, {failed} failed, slowest {slowest} ms", fell.map(|t| t - killed));
+        assert!(
+            fell.is_some_and(|t| t - killed <= SYNC_MS + 100),
+            "process {i} did not fall back within sync + 100 ms: {:#?}",
+            f.err
+        );
+        assert!(
+            ok > 0 && failed == 0 && slowest < 100,
+            "process {i}: {ok} ok, {failed} failed, slowest {slowest} ms"
+        );
+    }
 }
 
 /// The files of a CA of the test's own and of a server certificate for 127.0.0.1 it signed
