@@ -394,9 +394,9 @@ pub mod __private {
         };
     }
     pub use retry_runtime::__private::{
-        linkme, BreakerSlot, Call, ErrorKept, HedgeStep, Hedging, KeepError, NoGuard,
-        ReturnsResult, Site, Started, StartedBlocking, Verdict, WithGuard, CALL_SITES,
-        DECLARED_BREAKERS, DECLARED_BUDGETS,
+        linkme, BreakerSlot, Call, ErrorKept, Hedging, KeepError, NoGuard, ReturnsResult, Site,
+        Started, StartedBlocking, Verdict, WithGuard, CALL_SITES, DECLARED_BREAKERS,
+        DECLARED_BUDGETS,
     };
     pub use retry_runtime::{
         Backoff, Breaker, BreakerConfig, Budget, BudgetConfig, Hedge, Jitter, Policy, Window,

@@ -90,8 +90,8 @@ fn annotated_futures_stay_within_their_size_budget() {
         ("breaker", size_of_val(&with_breaker(&x)), 96),
         ("timeout", size_of_val(&with_timeout(&x)), 232),
         ("every option", size_of_val(&every_option(&x)), 256),
-        ("hedge", size_of_val(&hedged(&x)), 400),
-        ("hedge + timeout", size_of_val(&hedged_timeout(&x)), 400),
+        ("hedge", size_of_val(&hedged(&x)), 384),
+        ("hedge + timeout", size_of_val(&hedged_timeout(&x)), 384),
     ];
     println!("plain fn's future: {plain} bytes");
     for (what, size, _) in sizes {

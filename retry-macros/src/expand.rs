@@ -71,8 +71,9 @@ pub fn expand(plan: &Plan, item: &RetryFn) -> TokenStream {
             }
         },
         Mode::Guarded => quote_spanned!(at=> #call_at.guarded_attempt(#body).await),
-        // The attempts run side by side in `hedging`; each `Start` adds one (the same async
-        // block, so every attempt borrows the arguments anew), each `Done` is judged below.
+        // The attempts run side by side in `hedging`, each built by the closure (the same
+        // async block, so every attempt borrows the arguments anew); the first to finish is
+        // judged below.
         Mode::Hedged => {
             let guard =
                 if plan.timeout.is_some() || plan.deadline.is_some() || plan.breaker.is_some() {
@@ -80,16 +81,8 @@ pub fn expand(plan: &Plan, item: &RetryFn) -> TokenStream {
                 } else {
                     quote!(NoGuard)
                 };
-            let hedge_next = quote_spanned! {at=>
-                #call_at.hedge_next::<#ret_at, _, _>(#hedging.as_mut(), #private::#guard)
-            };
-            quote! {
-                loop {
-                    match #hedge_next.await {
-                        #private::HedgeStep::Start => #hedging.as_mut().start(#body),
-                        #private::HedgeStep::Done(#result) => break #result,
-                    }
-                }
+            quote_spanned! {at=>
+                #call_at.hedge_next::<#ret_at, _, _, _>(#hedging.as_mut(), #private::#guard, || #body).await
             }
         }
         Mode::Blocking => quote!(#call.attempt_blocking::<#ret_at>(|| -> #ret { #stmts })),

@@ -68,10 +68,9 @@ pub mod __private {
     pub use crate::backoff::delay_before_retry;
     pub use crate::budget::{Refusal, RetrySlot};
     pub use crate::call::{
-        Attempt, BreakerSlot, Call, ErrorKept, ErrorSlot, GuardErrors, Guarded, HedgeNext,
-        HedgeStep, Hedging, KeepError, KeepNoError, KeepSendError, NoGuard, PermitSlot, RetryHint,
-        RetrySleep, ReturnsResult, StartTime, Started, StartedBlocking, Timer, Transient, Verdict,
-        WithGuard,
+        Attempt, BreakerSlot, Call, ErrorKept, ErrorSlot, GuardErrors, Guarded, HedgeNext, Hedging,
+        KeepError, KeepNoError, KeepSendError, NoGuard, PermitSlot, RetryHint, RetrySleep,
+        ReturnsResult, StartTime, Started, StartedBlocking, Timer, Transient, Verdict, WithGuard,
     };
     pub use crate::clock::{now_nanos, origin};
     pub use crate::counters::OpCounters;

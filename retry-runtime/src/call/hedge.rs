@@ -51,15 +51,6 @@ impl<E: FromGuardError> GuardErrors<E> for WithGuard {
     }
 }
 
-/// What the generated loop does next in a hedged call.
-#[derive(Debug)]
-pub enum HedgeStep<R> {
-    /// Start the next attempt: `hedging.start(body)`.
-    Start,
-    /// An attempt finished with this result: ask [`Call::after_hedged_attempt`].
-    Done(R),
-}
-
 pin_project_lite::pin_project! {
     /// One attempt of a hedged call: admitted (its body not given yet), running, or finished
     /// (its body dropped at once, what the call needs of it kept until it is judged). Its
@@ -156,7 +147,8 @@ fn poll_body<F: Future>(running: Pin<&mut Running<F>>, cx: &mut Context<'_>) -> 
 enum At {
     Nowhere,
     First,
-    More(usize),
+    // An index in `more` (at most `attempts`, a `u32`): 8 bytes where `usize` made 16.
+    More(u32),
 }
 
 /// What the judgement of a finished attempt needs of it, taken out of [`Hedging`].
@@ -240,7 +232,7 @@ impl<F> Hedging<F> {
             At::First
         } else {
             this.more.push(Box::pin(running));
-            At::More(this.more.len() - 1)
+            At::More(this.more.len() as u32 - 1)
         }
     }
 
@@ -250,7 +242,7 @@ impl<F> Hedging<F> {
         match at {
             At::Nowhere => None,
             At::First => this.first.as_pin_mut(),
-            At::More(i) => this.more.get_mut(i).map(|r| r.as_mut()),
+            At::More(i) => this.more.get_mut(i as usize).map(|r| r.as_mut()),
         }
     }
 
@@ -261,16 +253,16 @@ impl<F> Hedging<F> {
         match at {
             At::Nowhere => {}
             At::First => this.first.set(None),
-            At::More(i) => drop(this.more.remove(i)),
+            At::More(i) => drop(this.more.remove(i as usize)),
         }
     }
 
-    /// Starts `body` as the attempt [`HedgeStep::Start`] admitted.
+    /// Starts `body` as the attempt just admitted.
     #[inline]
-    pub fn start(mut self: Pin<&mut Self>, body: F) {
+    fn start(mut self: Pin<&mut Self>, body: F) {
         let at = std::mem::replace(self.as_mut().project().pending, At::Nowhere);
         let Some(running) = self.as_mut().at(at) else {
-            // Only `HedgeStep::Start` leads here, and it always admits first.
+            // Only an admission leads here, and it always places the attempt first.
             debug_assert!(false, "a hedged attempt started without admission");
             return;
         };
@@ -299,7 +291,7 @@ impl<F> Hedging<F> {
     fn take_done(mut self: Pin<&mut Self>, measure: bool) -> Judged {
         let at = std::mem::replace(self.as_mut().project().done, At::Nowhere);
         let Some(running) = self.as_mut().at(at) else {
-            // Only `HedgeStep::Done` leads to the judgement, and it always marks one.
+            // Only a finished attempt leads to the judgement, and it always marks one.
             unreachable!("a hedged attempt judged without a finished one")
         };
         let by_itself = running.timed_out.is_none() && running.skipped.is_none();
@@ -346,19 +338,24 @@ impl<F> Hedging<F> {
 }
 
 impl<L: PermitSlot, S: StartTime> Call<L, S> {
-    /// Runs the attempts of a hedged call until the generated loop must act: start the next
-    /// attempt ([`HedgeStep::Start`]) or judge one that finished ([`HedgeStep::Done`]).
-    /// `R` is the fn's return type; `guard` is [`WithGuard`] or [`NoGuard`].
+    /// Runs the attempts of a hedged call, each built by `make` (the fn's body as an async
+    /// block), until one finishes: its result is for [`Call::after_hedged_attempt`]. `R` is
+    /// the fn's return type; `guard` is [`WithGuard`] or [`NoGuard`].
     #[inline]
-    pub fn hedge_next<'a, R, F, G>(
+    pub fn hedge_next<'a, R, F, M, G>(
         &'a mut self,
         hedging: Pin<&'a mut Hedging<F>>,
         guard: G,
-    ) -> HedgeNext<'a, F, R, L, S, G> {
+        make: M,
+    ) -> HedgeNext<'a, F, M, R, L, S, G>
+    where
+        M: FnMut() -> F,
+    {
         HedgeNext {
             call: self,
             hedging,
             guard,
+            make,
             result: PhantomData,
         }
     }
@@ -550,118 +547,128 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
 
 /// The future of [`Call::hedge_next`].
 #[must_use = "futures do nothing unless polled"]
-pub struct HedgeNext<'a, F, R, L: PermitSlot, S: StartTime, G> {
+pub struct HedgeNext<'a, F, M, R, L: PermitSlot, S: StartTime, G> {
     call: &'a mut Call<L, S>,
     hedging: Pin<&'a mut Hedging<F>>,
     guard: G,
+    make: M,
     result: PhantomData<fn() -> R>,
 }
 
-impl<F, T, E, L, S, G> Future for HedgeNext<'_, F, Result<T, E>, L, S, G>
+impl<F, M, T, E, L, S, G> Future for HedgeNext<'_, F, M, Result<T, E>, L, S, G>
 where
     F: Future<Output = Result<T, E>>,
+    // The generated closure borrows the fn's arguments: it is `Unpin`.
+    M: FnMut() -> F + Unpin,
     L: PermitSlot,
     S: StartTime,
     G: GuardErrors<E>,
 {
-    type Output = HedgeStep<Result<T, E>>;
+    type Output = Result<T, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // Only references and `Copy` values: nothing here is pinned structurally.
+        // Only references, the closure and `Copy` values: nothing here is pinned structurally.
         let this = self.get_mut();
         let call = &mut *this.call;
         let guard = this.guard;
+        let make = &mut this.make;
         let mut hedging = this.hedging.as_mut();
         if hedging.start_now {
-            if let Some(step) = call.admit_next(hedging.as_mut(), guard) {
-                return Poll::Ready(step);
+            match call.admit_next(hedging.as_mut(), guard) {
+                Some(Ok(())) => hedging.as_mut().start(make()),
+                Some(Err(refused)) => return Poll::Ready(Err(refused)),
+                None => {}
             }
         }
-        // The attempts in flight, oldest first; the first to finish is judged.
-        let mut h = hedging.as_mut().project();
-        let mut done = None;
-        if let Some(first) = h.first.as_mut().as_pin_mut() {
-            if let Poll::Ready(result) = poll_body(first, cx) {
-                done = Some((At::First, result));
-            }
-        }
-        if done.is_none() {
-            for (i, running) in h.more.iter_mut().enumerate() {
-                if let Poll::Ready(result) = poll_body(running.as_mut(), cx) {
-                    done = Some((At::More(i), result));
-                    break;
-                }
-            }
-        }
-        if let Some((at, result)) = done {
-            hedging.finish(at);
-            return Poll::Ready(HedgeStep::Done(result));
-        }
-        // All wait. Those that just began to: their limits (and latencies) count from now,
-        // and a hedge may start a delay after the newest began.
-        let mut now = 0;
-        let arm_hedge = *h.hedge_at == 0 && *h.started < call.policy.attempts();
-        if arm_hedge || each(h.first.as_ref().get_ref(), h.more).any(|r| r.waited_at == 0) {
-            now = crate::clock::now_nanos();
-            let limit = call.attempt_limit();
-            let first = h.first.as_mut().as_pin_mut();
-            for running in first
-                .into_iter()
-                .chain(h.more.iter_mut().map(|r| r.as_mut()))
-            {
-                running.begin_waiting(now, limit);
-            }
-            if arm_hedge {
-                *h.hedge_at = call.hedge_at(now);
-            }
-        }
+        // Each turn polls the attempts in flight (again after a hedge started), oldest first;
+        // the first to finish is judged.
         loop {
-            let limits = each(h.first.as_ref().get_ref(), h.more).map(|r| r.expires_at);
-            let Some(at) = limits.chain([*h.hedge_at]).filter(|at| *at != 0).min() else {
-                return Poll::Pending;
-            };
-            match h.timer.as_mut().as_pin_mut() {
-                None => h.timer.set(Some(Timer::at(at))),
-                Some(timer) if *h.timer_at != at => timer.reset(at),
-                Some(_) => {}
-            }
-            *h.timer_at = at;
-            let fired = h.timer.as_mut().as_pin_mut().map(|t| t.poll(cx));
-            if !matches!(fired, Some(Poll::Ready(()))) {
-                return Poll::Pending;
-            }
-            // It fired: the time is at least what it was set to.
-            now = crate::clock::now_nanos().max(at).max(now);
-            let passed = |r: &Running<F>| r.expires_at != 0 && r.expires_at <= now;
-            let expired = match h.first.as_ref().get_ref() {
-                Some(first) if passed(first) => Some((At::First, first.limit())),
-                _ => h
-                    .more
-                    .iter()
-                    .enumerate()
-                    .find_map(|(i, r)| passed(r).then(|| (At::More(i), r.limit()))),
-            };
-            if let Some((at, (limit, by_deadline))) = expired {
-                if let Some(finished) = hedging.finish(at) {
-                    let finished = finished.project();
-                    *finished.timed_out = Some(by_deadline);
-                    call.scope = AttemptScope::new(finished.scope.number);
+            let mut h = hedging.as_mut().project();
+            let mut done = None;
+            if let Some(first) = h.first.as_mut().as_pin_mut() {
+                if let Poll::Ready(result) = poll_body(first, cx) {
+                    done = Some((At::First, result));
                 }
-                call.log_timeout(limit);
-                let error = call.limit_error(limit, by_deadline);
-                return Poll::Ready(HedgeStep::Done(Err(guard.guard_error(error))));
             }
-            if *h.hedge_at != 0 && *h.hedge_at <= now {
-                *h.hedge_at = 0;
-                let number = *h.started + 1;
-                if let Some(hedge) = call.admit_hedge(number) {
-                    let at = hedging.as_mut().place(hedge);
-                    *hedging.project().pending = at;
-                    return Poll::Ready(HedgeStep::Start);
+            if done.is_none() {
+                for (i, running) in h.more.iter_mut().enumerate() {
+                    if let Poll::Ready(result) = poll_body(running.as_mut(), cx) {
+                        done = Some((At::More(i as u32), result));
+                        break;
+                    }
                 }
-                // Skipped (budget or breaker): what runs keeps running; the next chance
-                // comes after another delay.
-                *h.hedge_at = call.hedge_at(now);
+            }
+            if let Some((at, result)) = done {
+                hedging.finish(at);
+                return Poll::Ready(result);
+            }
+            // All wait. Those that just began to: their limits (and latencies) count from
+            // now, and a hedge may start a delay after the newest began.
+            let mut now = 0;
+            let arm_hedge = *h.hedge_at == 0 && *h.started < call.policy.attempts();
+            if arm_hedge || each(h.first.as_ref().get_ref(), h.more).any(|r| r.waited_at == 0) {
+                now = crate::clock::now_nanos();
+                let limit = call.attempt_limit();
+                let first = h.first.as_mut().as_pin_mut();
+                for running in first
+                    .into_iter()
+                    .chain(h.more.iter_mut().map(|r| r.as_mut()))
+                {
+                    running.begin_waiting(now, limit);
+                }
+                if arm_hedge {
+                    *h.hedge_at = call.hedge_at(now);
+                }
+            }
+            loop {
+                let limits = each(h.first.as_ref().get_ref(), h.more).map(|r| r.expires_at);
+                let Some(at) = limits.chain([*h.hedge_at]).filter(|at| *at != 0).min() else {
+                    return Poll::Pending;
+                };
+                match h.timer.as_mut().as_pin_mut() {
+                    None => h.timer.set(Some(Timer::at(at))),
+                    Some(timer) if *h.timer_at != at => timer.reset(at),
+                    Some(_) => {}
+                }
+                *h.timer_at = at;
+                let fired = h.timer.as_mut().as_pin_mut().map(|t| t.poll(cx));
+                if !matches!(fired, Some(Poll::Ready(()))) {
+                    return Poll::Pending;
+                }
+                // It fired: the time is at least what it was set to.
+                now = crate::clock::now_nanos().max(at).max(now);
+                let passed = |r: &Running<F>| r.expires_at != 0 && r.expires_at <= now;
+                let expired = match h.first.as_ref().get_ref() {
+                    Some(first) if passed(first) => Some((At::First, first.limit())),
+                    _ => h
+                        .more
+                        .iter()
+                        .enumerate()
+                        .find_map(|(i, r)| passed(r).then(|| (At::More(i as u32), r.limit()))),
+                };
+                if let Some((at, (limit, by_deadline))) = expired {
+                    if let Some(finished) = hedging.finish(at) {
+                        let finished = finished.project();
+                        *finished.timed_out = Some(by_deadline);
+                        call.scope = AttemptScope::new(finished.scope.number);
+                    }
+                    call.log_timeout(limit);
+                    let error = call.limit_error(limit, by_deadline);
+                    return Poll::Ready(Err(guard.guard_error(error)));
+                }
+                if *h.hedge_at != 0 && *h.hedge_at <= now {
+                    *h.hedge_at = 0;
+                    let number = *h.started + 1;
+                    if let Some(hedge) = call.admit_hedge(number) {
+                        let at = hedging.as_mut().place(hedge);
+                        *hedging.as_mut().project().pending = at;
+                        hedging.as_mut().start(make());
+                        break;
+                    }
+                    // Skipped (budget or breaker): what runs keeps running; the next chance
+                    // comes after another delay.
+                    *h.hedge_at = call.hedge_at(now);
+                }
             }
         }
     }
@@ -670,12 +677,14 @@ where
 impl<L: PermitSlot, S: StartTime> Call<L, S> {
     /// Admits the attempt that starts now (the first, or the next after a transient failure,
     /// which `after_hedged_attempt` placed with its budget slot): the deadline, then the
-    /// breaker. `None`: refused while other attempts run, which the call waits for.
-    fn admit_next<F, T, E, G: GuardErrors<E>>(
+    /// breaker. `Some(Ok)`: admitted, its body is to start; `None`: refused while other
+    /// attempts run, which the call waits for; `Some(Err)`: refused with nothing else
+    /// running, the attempt's outcome.
+    fn admit_next<F, E, G: GuardErrors<E>>(
         &mut self,
         mut hedging: Pin<&mut Hedging<F>>,
         guard: G,
-    ) -> Option<HedgeStep<Result<T, E>>> {
+    ) -> Option<Result<(), E>> {
         let number = hedging.started + 1;
         let h = hedging.as_mut().project();
         *h.start_now = false;
@@ -713,7 +722,7 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
             Ok(permit) => {
                 *running.permit = permit;
                 *hedging.project().pending = at;
-                return Some(HedgeStep::Start);
+                return Some(Ok(()));
             }
             Err(refused) => refused,
         };
@@ -727,7 +736,7 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
         }
         *running.skipped = Some(why);
         *hedging.project().done = at;
-        Some(HedgeStep::Done(Err(guard.guard_error(error))))
+        Some(Err(guard.guard_error(error)))
     }
 
     /// Admits a hedge beside the attempts in flight: a budget token, then the breaker. `None`

@@ -11,7 +11,7 @@ mod when;
 
 pub use attempt::{Attempt, RetrySleep, Timer};
 pub use guarded::Guarded;
-pub use hedge::{GuardErrors, HedgeNext, HedgeStep, Hedging, NoGuard, WithGuard};
+pub use hedge::{GuardErrors, HedgeNext, Hedging, NoGuard, WithGuard};
 pub use output::ReturnsResult;
 pub use slot::{
     BreakerSlot, ErrorKept, ErrorSlot, KeepError, KeepNoError, KeepSendError, PermitSlot,
