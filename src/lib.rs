@@ -122,12 +122,15 @@
 ///
 /// The fn keeps its signature; its body becomes a `static` call site whose policy names only
 /// the keys written, and a loop that runs the body once per attempt and asks the runtime what
-/// next. `#[retry] async fn fetch(x: u32) -> Result<u32, E> { Ok(x) }`, as `cargo expand`
-/// shows it:
+/// next. `#[retry] async fn fetch(x: u32) -> Result<u32, E> { Ok(x) }`, as the macro prints
+/// it (`cargo expand` also expands linkme's attribute, which registers the call site for the
+/// live configuration, into 16 lines of its own):
 ///
 /// ```text
 /// pub async fn fetch(x: u32) -> Result<u32, E> {
 ///     use ::stormguard::__private::{self as __stormguard, formatter::*};
+///     #[__stormguard::linkme::distributed_slice(__stormguard::CALL_SITES)]
+///     #[linkme(crate = __stormguard::linkme)]
 ///     static __STORMGUARD_SITE: __stormguard::Site =
 ///         __stormguard::Site::new(__stormguard::Policy::DEFAULT, "my_crate::fetch");
 ///     let mut __stormguard_call = __stormguard::Call::<(), ()>::start(&__STORMGUARD_SITE);
@@ -143,11 +146,13 @@
 ///                 .await;
 ///             let format =
 ///                 (&&&__stormguard::ErrorType::of(&__stormguard_result)).__stormguard_formatter();
+///             let __stormguard_classify =
+///                 (&&__stormguard::DefaultWhen::of(&__stormguard_result)).__stormguard_classify();
 ///             match __stormguard_call.after_attempt(
 ///                 __stormguard_result,
 ///                 format,
-///                 &__stormguard::every_error,
-///                 &__stormguard::no_hint,
+///                 &__stormguard_classify,
+///                 &__stormguard_classify,
 ///             ) {
 ///                 __stormguard::Verdict::Return(__stormguard_return) => return __stormguard_return,
 ///                 __stormguard::Verdict::Retry(__stormguard_delay) => __stormguard_delay,
@@ -159,7 +164,8 @@
 /// ```
 ///
 /// `timeout` and `deadline` make the attempt `guarded_attempt` (and the call
-/// `Call::<_, Started>`, which keeps its start time); `breaker` asks `admit()` first; a
+/// `Call::<_, Started>`, which keeps its start time); `breaker` asks `admit()` first; `hedge`
+/// runs `hedge_next(…, || async { … })`, which starts each attempt from the closure; a
 /// blocking fn runs `attempt_blocking(|| …)` and `sleep_blocking`.
 pub use retry_macros::retry;
 
