@@ -368,12 +368,6 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
         }
     }
 
-    /// Whether attempts are measured (`hedge = "pNN"`).
-    #[inline]
-    fn measures(&self) -> bool {
-        matches!(self.policy.hedge(), Some(Hedge::Percentile(_)))
-    }
-
     /// The delay after which a hedge starts beside the newest attempt, if one may.
     fn hedge_delay(&self) -> Option<Duration> {
         match self.policy.hedge()? {
@@ -422,28 +416,27 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
         }
     }
 
-    /// The finished attempt `number` becomes the call's current one and its latency, when the
-    /// percentile needs it, is recorded; returns the record, for the attempts cancelled next.
+    /// Takes the attempt that finished out of `hedging`; it becomes the call's current one and
+    /// its latency, when the percentile needs it, is recorded. Returns it, and the record for
+    /// the attempts cancelled next.
     #[inline]
-    fn judging(
+    fn judged<F>(
         &mut self,
-        number: u32,
-        latency: Option<Duration>,
-    ) -> Option<&'static LatencyRecord> {
-        self.scope = AttemptScope::new(number);
+        hedging: Pin<&mut Hedging<F>>,
+    ) -> (Judged, Option<&'static LatencyRecord>) {
         let record = self.latency_record();
-        if let (Some(latency), Some(record)) = (latency, record) {
+        let finished = hedging.take_done(record.is_some());
+        self.scope = AttemptScope::new(finished.number);
+        if let (Some(latency), Some(record)) = (finished.latency, record) {
             record.record(latency);
         }
-        record
+        (finished, record)
     }
 
     /// The attempt just finished succeeded: the others are dropped, the latency recorded.
     #[inline]
     fn hedged_success<F>(&mut self, mut hedging: Pin<&mut Hedging<F>>) {
-        let measure = self.measures();
-        let finished = hedging.as_mut().take_done(measure);
-        let record = self.judging(finished.number, finished.latency);
+        let (finished, record) = self.judged(hedging.as_mut());
         if let Some(permit) = finished.permit {
             permit.success();
         }
@@ -473,9 +466,7 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
         W: Transient<E> + ?Sized,
         H: RetryHint<E> + ?Sized,
     {
-        let measure = self.measures();
-        let finished = hedging.as_mut().take_done(measure);
-        let record = self.judging(finished.number, finished.latency);
+        let (finished, record) = self.judged(hedging.as_mut());
         let counters = self.site.counters();
         let op = self.site.op();
         let fields = self.fields();
