@@ -25,6 +25,10 @@
 #[cfg(feature = "redis")]
 #[path = "storm/fleet.rs"]
 mod fleet;
+#[cfg(feature = "redis")]
+#[allow(dead_code)] // shared with tests/fleet.rs, which uses other parts of it
+#[path = "storm/fleet_rig.rs"]
+mod fleet_rig;
 #[allow(dead_code)] // shared with tests/storm.rs, which uses other parts of it
 #[path = "storm/model.rs"]
 mod model;

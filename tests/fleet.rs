@@ -16,15 +16,35 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use stormguard::retry;
 
-/// Wall-clock milliseconds: the one clock every process of the test shares.
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
+#[allow(dead_code)] // shared with the storm lab's `--fleet`, which uses other parts of it
+#[path = "../examples/storm/fleet_rig.rs"]
+mod fleet_rig;
+use fleet_rig::{bursts, free_port, now_ms, request, wait_listening, Down, Downstream, Redis};
+
+/// Makes `redis` answer nothing for `secs`, then carry on (a slow Redis, not a dead one).
+fn slow_for(redis: &Redis, secs: f64) -> std::thread::JoinHandle<()> {
+    let port = redis.port.to_string();
+    std::thread::spawn(move || {
+        let status = Command::new("redis-cli")
+            .args(["-p", &port, "DEBUG", "SLEEP", &secs.to_string()])
+            .stdout(Stdio::null())
+            .status()
+            .expect("redis-cli runs");
+        assert!(status.success(), "redis-cli DEBUG SLEEP");
+    })
+}
+
+/// The rig's downstream, failing while the flag returned with it is set.
+fn switched_downstream(rt: &tokio::runtime::Runtime) -> (Downstream, Arc<AtomicBool>) {
+    let failing = Arc::new(AtomicBool::new(false));
+    let flag = failing.clone();
+    (
+        Downstream::start(rt, move |_| flag.load(Ordering::SeqCst)),
+        failing,
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -84,44 +104,6 @@ stormguard::budgets! {
     payments { capacity: 20, ratio: 0.125, min_per_sec: 1 }
     alloc_shared { capacity: 20, ratio: 0.125, min_per_sec: 1 }
     alloc_local { capacity: 20, ratio: 0.125, min_per_sec: 1 }
-}
-
-#[derive(Debug)]
-struct Down(String);
-
-impl std::fmt::Display for Down {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "downstream: {}", self.0)
-    }
-}
-
-impl std::error::Error for Down {}
-
-impl From<stormguard::GuardError> for Down {
-    fn from(e: stormguard::GuardError) -> Self {
-        Down(e.to_string())
-    }
-}
-
-/// One request: `<process> <attempt>\n`, answered `ok` or `err`.
-async fn request(addr: &str, id: u32) -> Result<(), Down> {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| Down(e.to_string()))?;
-    let line = format!("{id} {}\n", stormguard::attempt());
-    s.write_all(line.as_bytes())
-        .await
-        .map_err(|e| Down(e.to_string()))?;
-    let mut answer = String::new();
-    tokio::io::BufReader::new(s)
-        .read_line(&mut answer)
-        .await
-        .map_err(|e| Down(e.to_string()))?;
-    match answer.trim() {
-        "ok" => Ok(()),
-        other => Err(Down(other.to_owned())),
-    }
 }
 
 #[retry(
@@ -305,142 +287,6 @@ fn child() {
 // The parent: Redis, the downstream, the processes, the measurements.
 // ---------------------------------------------------------------------------------------
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A `redis-server` of the test's own, without persistence (a restart starts empty).
-struct Redis {
-    port: u16,
-    process: Option<Child>,
-}
-
-impl Redis {
-    fn on_free_port() -> Redis {
-        Redis {
-            port: free_port(),
-            process: None,
-        }
-    }
-
-    fn start(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-            // `DEBUG SLEEP` plays a slow Redis (one that answers, later than `sync`).
-            .args(["--enable-debug-command", "local"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        self.process = Some(child);
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("redis-server did not listen on port {}", self.port);
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.process.as_ref().unwrap().id().to_string();
-        let status = Command::new("kill").args([sig, &pid]).status().unwrap();
-        assert!(status.success(), "kill {sig} {pid}");
-    }
-
-    /// Makes Redis answer nothing for `secs`, then carry on (a slow Redis, not a dead one).
-    fn slow_for(&self, secs: f64) -> std::thread::JoinHandle<()> {
-        let port = self.port.to_string();
-        std::thread::spawn(move || {
-            let status = Command::new("redis-cli")
-                .args(["-p", &port, "DEBUG", "SLEEP", &secs.to_string()])
-                .stdout(Stdio::null())
-                .status()
-                .expect("redis-cli runs");
-            assert!(status.success(), "redis-cli DEBUG SLEEP");
-        })
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut p) = self.process.take() {
-            let _ = p.kill();
-            let _ = p.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        if self.process.is_some() {
-            self.signal("-CONT");
-        }
-        self.kill();
-    }
-}
-
-/// The downstream: answers `ok`, or `err` while `failing`; logs every request.
-struct Downstream {
-    addr: String,
-    failing: Arc<AtomicBool>,
-    /// (time ms, process, attempt) of every request.
-    log: Arc<Mutex<Vec<(u64, u32, u32)>>>,
-}
-
-impl Downstream {
-    fn start(rt: &tokio::runtime::Runtime) -> Downstream {
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let failing = Arc::new(AtomicBool::new(false));
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (f, l) = (failing.clone(), log.clone());
-        rt.spawn(async move {
-            loop {
-                let Ok((s, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (f, l) = (f.clone(), l.clone());
-                tokio::spawn(async move {
-                    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-                    let mut s = tokio::io::BufReader::new(s);
-                    let mut line = String::new();
-                    if s.read_line(&mut line).await.is_err() {
-                        return;
-                    }
-                    let mut parts = line.split_whitespace().map(|p| p.parse().unwrap_or(0));
-                    let (who, attempt) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-                    l.lock().unwrap().push((now_ms(), who, attempt));
-                    let answer: &[u8] = if f.load(Ordering::SeqCst) {
-                        b"err\n"
-                    } else {
-                        b"ok\n"
-                    };
-                    let _ = s.get_mut().write_all(answer).await;
-                });
-            }
-        });
-        Downstream { addr, failing, log }
-    }
-
-    fn requests(&self, from: u64, to: u64) -> Vec<(u64, u32, u32)> {
-        let log = self.log.lock().unwrap();
-        log.iter()
-            .filter(|(t, _, _)| *t >= from && *t < to)
-            .copied()
-            .collect()
-    }
-}
-
 /// One process of the fleet, its output collected as it runs.
 struct Proc {
     child: Child,
@@ -551,20 +397,6 @@ fn fleet_config(redis: &str, prefix: &str, sync_ms: u64) -> String {
     format!("[fleet]\nredis = \"{redis}\"\nshare = [\"payments\"]\nsync = \"{sync_ms}ms\"\nprefix = \"{prefix}\"\n")
 }
 
-/// Groups request times into bursts separated by more than `gap` ms.
-fn bursts(times: &[u64], gap: u64) -> Vec<usize> {
-    let mut out: Vec<usize> = Vec::new();
-    let mut last = None;
-    for &t in times {
-        match last {
-            Some(l) if t - l <= gap => *out.last_mut().unwrap() += 1,
-            _ => out.push(1),
-        }
-        last = Some(t);
-    }
-    out
-}
-
 const SYNC_MS: u64 = 100;
 
 /// What one outage run measured.
@@ -590,7 +422,7 @@ fn outage_run(
     n: u32,
     kill: Option<&mut Redis>,
 ) -> OutageRun {
-    let down = Downstream::start(rt);
+    let (down, failing) = switched_downstream(rt);
     let procs: Vec<Proc> = (0..n)
         .map(|id| {
             spawn(Spec {
@@ -606,7 +438,7 @@ fn outage_run(
         .collect();
     std::thread::sleep(Duration::from_millis(1500));
     let outage_start = now_ms();
-    down.failing.store(true, Ordering::SeqCst);
+    failing.store(true, Ordering::SeqCst);
     std::thread::sleep(Duration::from_millis(1500));
     let killed = kill.map(|redis| {
         redis.kill();
@@ -614,7 +446,7 @@ fn outage_run(
     });
     std::thread::sleep(Duration::from_millis(1500));
     let outage_end = now_ms();
-    down.failing.store(false, Ordering::SeqCst);
+    failing.store(false, Ordering::SeqCst);
     let done: Vec<Finished> = procs.into_iter().map(Proc::finish).collect();
     for (i, f) in done.iter().enumerate() {
         // Every call returned (the process waits for all), none held up by Redis: at most
@@ -702,7 +534,7 @@ fn shared_breaker_stops_the_fleet(rt: &tokio::runtime::Runtime, redis: &Redis) {
 /// Amplification of a shared budget (no breaker) against the same processes' local budgets.
 fn shared_budget_bounds_the_fleet(rt: &tokio::runtime::Runtime, redis: &Redis) {
     let run = |config: &str| {
-        let down = Downstream::start(rt);
+        let (down, failing) = switched_downstream(rt);
         let procs: Vec<Proc> = (0..5)
             .map(|id| {
                 spawn(Spec {
@@ -718,10 +550,10 @@ fn shared_budget_bounds_the_fleet(rt: &tokio::runtime::Runtime, redis: &Redis) {
             .collect();
         std::thread::sleep(Duration::from_millis(2500));
         let start = now_ms();
-        down.failing.store(true, Ordering::SeqCst);
+        failing.store(true, Ordering::SeqCst);
         std::thread::sleep(Duration::from_millis(2000));
         let end = now_ms();
-        down.failing.store(false, Ordering::SeqCst);
+        failing.store(false, Ordering::SeqCst);
         for p in procs {
             p.finish();
         }
@@ -741,7 +573,7 @@ fn shared_budget_bounds_the_fleet(rt: &tokio::runtime::Runtime, redis: &Redis) {
 /// falls back within about one `sync`, logs one `warn` per fall, and reconnects.
 fn faults_fall_back_and_recover(rt: &tokio::runtime::Runtime) {
     let mut redis = Redis::on_free_port();
-    let down = Downstream::start(rt);
+    let down = Downstream::start(rt, |_| false);
     let config = fleet_config(&redis.url(), "t-faults", SYNC_MS);
     let procs: Vec<Proc> = (0..3)
         .map(|id| {
@@ -774,7 +606,7 @@ fn faults_fall_back_and_recover(rt: &tokio::runtime::Runtime) {
     let restarted = now_ms();
     std::thread::sleep(Duration::from_millis(1500));
     let slowed = now_ms();
-    redis.slow_for(0.5).join().unwrap();
+    slow_for(&redis, 0.5).join().unwrap();
     let answering = now_ms();
     let done: Vec<Finished> = procs.into_iter().map(Proc::finish).collect();
     let mut report = BTreeMap::new();
@@ -957,6 +789,28 @@ fn the_fleets_leases_count_against_its_capacity(redis: &Redis) {
     assert_eq!(leased, 20_000, "the capacity, all leased out");
 }
 
+/// A fresh, empty directory of this test run's, for `what`'s files.
+fn fresh_dir(what: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("stormguard-fleet-{what}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs `command` (`what`, in a failure's message) to its end; panics unless it succeeded.
+fn run_ok(command: &mut Command, what: &str) -> std::process::Output {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{what} does not run: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// A Redis Cluster of three primaries of the test's own: free ports of 127.0.0.1, no
 /// persistence, its node files in a fresh directory; stopped when dropped.
 struct Cluster {
@@ -967,10 +821,7 @@ struct Cluster {
 
 impl Cluster {
     fn start() -> Cluster {
-        let dir =
-            std::env::temp_dir().join(format!("stormguard-fleet-cluster-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = fresh_dir("cluster");
         let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let nodes = ports
             .iter()
@@ -989,27 +840,19 @@ impl Cluster {
             .collect();
         let cluster = Cluster { ports, nodes, dir };
         for port in &cluster.ports {
-            let up = (0..200).any(|_| {
-                std::thread::sleep(Duration::from_millis(10));
-                std::net::TcpStream::connect(("127.0.0.1", *port)).is_ok()
-            });
-            assert!(up, "cluster node on port {port} did not listen");
+            wait_listening(*port, "a cluster node");
         }
         let addrs: Vec<String> = cluster
             .ports
             .iter()
             .map(|p| format!("127.0.0.1:{p}"))
             .collect();
-        let created = Command::new("redis-cli")
-            .args(["--cluster", "create"])
-            .args(&addrs)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
-            .output()
-            .expect("redis-cli runs");
-        assert!(
-            created.status.success(),
-            "redis-cli --cluster create: {}",
-            String::from_utf8_lossy(&created.stdout)
+        run_ok(
+            Command::new("redis-cli")
+                .args(["--cluster", "create"])
+                .args(&addrs)
+                .args(["--cluster-replicas", "0", "--cluster-yes"]),
+            "redis-cli --cluster create",
         );
         let ok = (0..100).any(|_| {
             std::thread::sleep(Duration::from_millis(50));
@@ -1107,7 +950,7 @@ fn shared_through_a_cluster(rt: &tokio::runtime::Runtime) {
     // one `sync` and every call still returns.
     let slot: u32 = slot.trim().parse().unwrap();
     let owner = cluster.owner_of(slot);
-    let down = Downstream::start(rt);
+    let down = Downstream::start(rt, |_| false);
     let procs: Vec<Proc> = (0..2)
         .map(|id| {
             spawn(Spec {
@@ -1143,9 +986,7 @@ fn shared_through_a_cluster(rt: &tokio::runtime::Runtime) {
 /// The files of a CA of the test's own and of a server certificate for 127.0.0.1 it signed
 /// (made with `openssl`), in a fresh directory: (directory, CA certificate).
 fn test_certificates() -> (std::path::PathBuf, String) {
-    let dir = std::env::temp_dir().join(format!("stormguard-fleet-tls-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("tls");
     std::fs::write(
         dir.join("server.ext"),
         "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
@@ -1195,16 +1036,12 @@ fn test_certificates() -> (std::path::PathBuf, String) {
         ],
     ];
     for (step, rest) in steps.iter().zip(rest) {
-        let out = Command::new("openssl")
-            .args(*step)
-            .args(rest)
-            .current_dir(&dir)
-            .output()
-            .expect("openssl runs");
-        assert!(
-            out.status.success(),
-            "openssl {step:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            Command::new("openssl")
+                .args(*step)
+                .args(rest)
+                .current_dir(&dir),
+            &format!("openssl {step:?}"),
         );
     }
     let ca = dir.join("ca.pem").to_str().unwrap().to_owned();
@@ -1255,15 +1092,8 @@ fn tls_and_credentials(rt: &tokio::runtime::Runtime) {
         .stderr(Stdio::null())
         .spawn()
         .expect("redis-server starts");
-    let listening = (0..200).any(|_| {
-        std::thread::sleep(Duration::from_millis(10));
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    assert!(
-        listening,
-        "redis-server (TLS) did not listen on port {port}"
-    );
-    let down = Downstream::start(rt);
+    wait_listening(port, "redis-server (TLS)");
+    let down = Downstream::start(rt, |_| false);
     let run = |url: &str, prefix: &str, ca_file: Option<&str>| {
         let config = fleet_config(url, prefix, SYNC_MS);
         spawn(Spec {

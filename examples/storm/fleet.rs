@@ -12,8 +12,9 @@
 
 use std::io::Write as _;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use crate::fleet_rig::{bursts, now_ms, request, Down, Downstream, Redis};
 
 /// The fleet's process: its number, set by the parent.
 const CHILD_VAR: &str = "STORM_FLEET_CHILD";
@@ -47,14 +48,6 @@ stormguard::breakers! {
 
 stormguard::budgets! {
     storm_fleet { capacity: 20, ratio: 0.125, min_per_sec: 1 }
-}
-
-/// Wall-clock milliseconds: the one clock every process of the fleet shares.
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("a clock after 1970")
-        .as_millis() as u64
 }
 
 /// The run's schedule, in wall-clock milliseconds.
@@ -105,42 +98,6 @@ impl Schedule {
 // ---------------------------------------------------------------------------------------------
 // One process of the fleet.
 // ---------------------------------------------------------------------------------------------
-
-#[derive(Debug)]
-struct Down(String);
-
-impl std::fmt::Display for Down {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "downstream: {}", self.0)
-    }
-}
-
-impl std::error::Error for Down {}
-
-/// A refusal (breaker open) or an attempt's timeout.
-impl From<stormguard::GuardError> for Down {
-    fn from(e: stormguard::GuardError) -> Self {
-        Down(e.to_string())
-    }
-}
-
-/// One request on a connection of its own: `<process> <attempt>\n`, answered `ok` or `err`.
-async fn request(addr: &str, id: u32) -> Result<(), Down> {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-    let fail = |e: std::io::Error| Down(e.to_string());
-    let mut s = tokio::net::TcpStream::connect(addr).await.map_err(fail)?;
-    let line = format!("{id} {}\n", stormguard::attempt());
-    s.write_all(line.as_bytes()).await.map_err(fail)?;
-    let mut answer = String::new();
-    tokio::io::BufReader::new(s)
-        .read_line(&mut answer)
-        .await
-        .map_err(fail)?;
-    match answer.trim() {
-        "ok" => Ok(()),
-        other => Err(Down(other.to_owned())),
-    }
-}
 
 /// What every process calls: the defaults' backoff, a timeout per attempt, the named breaker
 /// and budget (shared or not, as the configuration says).
@@ -307,128 +264,6 @@ pub fn child_main() -> bool {
 // The parent: Redis, the downstream, the processes, the measurements.
 // ---------------------------------------------------------------------------------------------
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port on 127.0.0.1")
-        .port()
-}
-
-/// A `redis-server` of the lab's own: 127.0.0.1, a free port, no persistence.
-struct Redis {
-    port: u16,
-    process: Option<Child>,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        let port = free_port();
-        let process = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        let redis = Redis {
-            port,
-            process: Some(process),
-        };
-        for _ in 0..300 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return redis;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("redis-server did not listen on 127.0.0.1:{port} within 3 s");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    /// SIGKILL: no goodbye to the connected processes.
-    fn kill(&mut self) {
-        if let Some(mut p) = self.process.take() {
-            let _ = p.kill();
-            let _ = p.wait();
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// The downstream: answers `ok`, or `err` inside the outage; logs every request as
-/// (time ms, process, attempt).
-struct Downstream {
-    addr: String,
-    log: Arc<Mutex<Vec<(u64, u32, u32)>>>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Downstream {
-    fn start(rt: &tokio::runtime::Runtime, schedule: Schedule) -> Downstream {
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("a listener on 127.0.0.1");
-        let addr = listener.local_addr().expect("its address").to_string();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let into = log.clone();
-        let server = rt.spawn(async move {
-            loop {
-                let Ok((s, _)) = listener.accept().await else {
-                    continue;
-                };
-                let into = into.clone();
-                tokio::spawn(async move {
-                    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-                    let mut s = tokio::io::BufReader::new(s);
-                    let mut line = String::new();
-                    if s.read_line(&mut line).await.is_err() {
-                        return;
-                    }
-                    let t = now_ms();
-                    let mut parts = line.split_whitespace().map(|p| p.parse().unwrap_or(0));
-                    let (who, attempt) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-                    into.lock().unwrap().push((t, who, attempt));
-                    let answer: &[u8] = if schedule.failing(t) {
-                        b"err\n"
-                    } else {
-                        b"ok\n"
-                    };
-                    let _ = s.get_mut().write_all(answer).await;
-                });
-            }
-        });
-        Downstream { addr, log, server }
-    }
-
-    /// The requests that arrived in `[from, to)`, in arrival order.
-    fn requests(&self, from: u64, to: u64) -> Vec<(u64, u32, u32)> {
-        let mut v: Vec<_> = self
-            .log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(t, _, _)| (from..to).contains(t))
-            .copied()
-            .collect();
-        v.sort_unstable();
-        v
-    }
-}
-
-impl Drop for Downstream {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
 /// The three variants the issue compares (breaker and budget), and the budget alone, local and
 /// shared (the amplification a budget allows when no breaker stops the calls first).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -578,20 +413,6 @@ struct Row {
     connected_at_outage: usize,
 }
 
-/// Groups sorted times into runs separated by more than `gap` ms.
-fn bursts(times: &[u64], gap: u64) -> Vec<usize> {
-    let mut out: Vec<usize> = Vec::new();
-    let mut last = None;
-    for &t in times {
-        match last {
-            Some(l) if t - l <= gap => *out.last_mut().unwrap() += 1,
-            _ => out.push(1),
-        }
-        last = Some(t);
-    }
-    out
-}
-
 fn spawn(
     id: u32,
     n: u32,
@@ -625,7 +446,11 @@ fn spawn(
 }
 
 fn run(rt: &tokio::runtime::Runtime, variant: Variant, n: u32) -> Row {
-    let mut redis = variant.shared().then(Redis::start);
+    let mut redis = variant.shared().then(|| {
+        let mut redis = Redis::on_free_port();
+        redis.start();
+        redis
+    });
     let config = redis.as_ref().map_or(String::new(), |r| {
         format!(
             "[fleet]\nredis = \"{}\"\nshare = [\"{NAME}\"]\nsync = \"{SYNC_MS}ms\"\nprefix = \"storm-lab-{}\"\n",
@@ -634,7 +459,7 @@ fn run(rt: &tokio::runtime::Runtime, variant: Variant, n: u32) -> Row {
         )
     });
     let schedule = Schedule::from_now();
-    let down = Downstream::start(rt, schedule);
+    let down = Downstream::start(rt, move |t| schedule.failing(t));
     // A thread per process collects its output as it runs (no pipe fills up).
     let procs: Vec<std::thread::JoinHandle<Output>> = (0..n)
         .map(|id| {
