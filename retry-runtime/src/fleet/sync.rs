@@ -16,6 +16,9 @@ pub(super) static CONNECTED: AtomicBool = AtomicBool::new(false);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MOST_BACKOFF: Duration = Duration::from_secs(5);
 
+/// The least time the first connection is given, however short `sync` is.
+const FIRST_CONNECT: Duration = Duration::from_secs(1);
+
 /// The thread's body: its own small runtime, so that no user runtime (nor its paused clock in
 /// tests) carries the sync.
 pub(super) fn run_thread(plan: FleetPlan, stop: Arc<Stop>) {
@@ -53,7 +56,10 @@ async fn run(plan: &FleetPlan, stop: &Stop) {
     // `sync`, and times out at one), and a round slower than that is a Redis that is down.
     let half = plan.sync / 2;
     let connect_limit = plan.sync.max(Duration::from_millis(100));
-    let client = match Client::open(&plan.redis, connect_limit, half) {
+    // The first connection is given longer: the process decides locally until it is made
+    // anyway, and a cold TLS handshake on a busy machine is no Redis down worth a `warn`.
+    let first_limit = connect_limit.max(FIRST_CONNECT);
+    let client = match Client::open(&plan.redis, first_limit, half) {
         Ok(c) => c,
         Err(e) => {
             // The configuration checked the URLs; this is a client that cannot be built.
@@ -80,13 +86,27 @@ async fn run(plan: &FleetPlan, stop: &Stop) {
     let mut backoff = FIRST_BACKOFF;
     while !stop.asked() {
         if connection.is_none() {
-            let why = match tokio::time::timeout(connect_limit, client.connect()).await {
+            let limit = if fleet.link == Link::Starting {
+                first_limit
+            } else {
+                connect_limit
+            };
+            let made = tokio::select! {
+                made = tokio::time::timeout(limit, client.connect()) => made,
+                _ = stop.wait() => break,
+            };
+            let why = match made {
                 Ok(Ok(con)) => {
                     connection = Some(con);
                     None
                 }
                 Ok(Err(e)) => Some(format!("cannot connect: {e}")),
-                Err(_) => Some("no answer to the connection within `sync`".to_owned()),
+                Err(_) if limit == connect_limit => {
+                    Some("no answer to the connection within `sync`".to_owned())
+                }
+                Err(_) => Some(format!(
+                    "no answer to the first connection within {limit:?}"
+                )),
             };
             if let Some(why) = why {
                 fleet.down(&where_, &why);
