@@ -41,11 +41,93 @@ async fn a_blocking_sleep_inside_a_runtime_warns_once_to_make_the_fn_async() {
         .filter(|e| e.message().contains("make the fn `async`"))
         .collect();
     assert_eq!(warnings.len(), 1, "{warnings:#?}");
-    // Said for both threads it may run on: tokio cannot tell a `spawn_blocking` thread apart.
     assert!(
-        warnings[0].message().contains("under `spawn_blocking`"),
+        warnings[0]
+            .message()
+            .contains("call it through `tokio::task::spawn_blocking`"),
         "{warnings:#?}"
     );
+}
+
+#[retry(
+    attempts = 2,
+    base = "1ms",
+    jitter = "none",
+    name = "blocking.off_the_workers"
+)]
+fn blocking_off_the_workers(calls: &AtomicU32) -> Result<(), Busy> {
+    calls.fetch_add(1, Ordering::SeqCst);
+    Err(Busy)
+}
+
+fn stall_warnings(rec: &Recorder) -> usize {
+    rec.with("op", "blocking.off_the_workers")
+        .iter()
+        .filter(|e| e.message().contains("make the fn `async`"))
+        .count()
+}
+
+/// Issue 12 item 15: under `spawn_blocking` (and `block_in_place`) a blocking sleep stalls no
+/// other task, and is not warned of; the same call site polled by a worker is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_sleep_off_the_workers_is_not_warned_of() {
+    let calls = std::sync::Arc::new(AtomicU32::new(0));
+    let (c, rec) = (calls.clone(), Recorder::default());
+    let (rec_blocking, rec_in_place) = (rec.clone(), rec.clone());
+    let blocking = tokio::task::spawn_blocking(move || {
+        let _guard = rec_blocking.install();
+        blocking_off_the_workers(&c)
+    });
+    assert_eq!(blocking.await.unwrap(), Err(Busy));
+    let c = calls.clone();
+    let in_place = tokio::spawn(async move {
+        tokio::task::block_in_place(|| {
+            let _guard = rec_in_place.install();
+            blocking_off_the_workers(&c)
+        })
+    });
+    assert_eq!(in_place.await.unwrap(), Err(Busy));
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+    assert_eq!(stall_warnings(&rec), 0, "{:#?}", rec.events());
+    let _guard = rec.install();
+    assert_eq!(blocking_off_the_workers(&calls), Err(Busy));
+    assert_eq!(stall_warnings(&rec), 1, "{:#?}", rec.events());
+}
+
+/// The cooperative budget a task poll has left: spent to its end (it is reset at each poll).
+fn budget_left() -> usize {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut left = 0;
+    while tokio::task::coop::has_budget_remaining() {
+        if let std::task::Poll::Ready(spent) = tokio::task::coop::poll_proceed(&mut cx) {
+            spent.made_progress();
+        }
+        left += 1;
+    }
+    left
+}
+
+#[retry(attempts = 2, base = "1ms", jitter = "none")]
+fn blocking_budget_probe(calls: &AtomicU32) -> Result<(), Busy> {
+    calls.fetch_add(1, Ordering::SeqCst);
+    Err(Busy)
+}
+
+/// Telling a task's thread from the blocking pool's spends the task's budget to find its end,
+/// and puts it back: the task's poll has as much left as one that made no such call.
+#[tokio::test]
+async fn telling_the_threads_apart_leaves_the_tasks_budget_as_it_was() {
+    let untouched = tokio::spawn(async { budget_left() }).await.unwrap();
+    let after = tokio::spawn(async {
+        let calls = AtomicU32::new(0);
+        assert_eq!(blocking_budget_probe(&calls), Err(Busy));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        budget_left()
+    })
+    .await
+    .unwrap();
+    assert!(untouched > 0);
+    assert_eq!(after, untouched);
 }
 
 #[retry(

@@ -48,6 +48,7 @@ mod scope;
 mod site;
 mod startup;
 mod stats;
+mod task_thread;
 
 pub use alert::set_retry_success_alert;
 pub use breaker::{Breaker, BreakerConfig, BreakerCounts, BreakerState, Force, Permit, Window};

@@ -123,9 +123,8 @@ pub(crate) fn blocking_sleep_in_runtime(op: &'static str) {
     tracing::warn!(
         target: TARGET,
         op,
-        "#[retry] on the sync fn `{op}` sleeps with std::thread::sleep on a thread inside a \
-         tokio runtime: on a worker thread that stalls every task queued there (under \
-         `spawn_blocking` it stalls nothing else, and this warning does not apply; tokio has no \
-         stable way to tell the two apart); make the fn `async` to get non-blocking sleeps"
+        "#[retry] on the sync fn `{op}` sleeps with std::thread::sleep inside a tokio task: \
+         that stalls every task queued on this thread; make the fn `async` to get non-blocking \
+         sleeps, or call it through `tokio::task::spawn_blocking`"
     );
 }

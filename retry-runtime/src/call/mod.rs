@@ -206,9 +206,9 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
     }
 
     /// Sleeps the thread before the next attempt of a blocking fn; warns once per call site
-    /// when that thread is a tokio runtime's.
+    /// when that thread is polling a tokio task (not under `spawn_blocking`).
     pub fn sleep_blocking(&self, delay: Duration) {
-        if tokio::runtime::Handle::try_current().is_ok() && self.site.first_blocking_warning() {
+        if crate::task_thread::polls_a_task() && self.site.first_blocking_warning() {
             log::blocking_sleep_in_runtime(self.site.op());
         }
         std::thread::sleep(delay);
