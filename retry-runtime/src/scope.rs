@@ -54,16 +54,28 @@ impl AttemptScope {
     /// afterwards (also when `f` panics).
     #[inline]
     pub fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
-        struct Restore((*const AttemptScope, Option<tokio::task::Id>));
-        impl Drop for Restore {
-            #[inline]
-            fn drop(&mut self) {
-                CURRENT.with(|c| c.set(self.0));
-            }
-        }
-        let task = tokio::task::try_id();
-        let _restore = Restore(CURRENT.with(|c| c.replace((self as *const _, task))));
+        let _entered = self.entered();
         f()
+    }
+
+    /// Makes `self` the current attempt of this thread until the guard drops, which restores
+    /// the previous one (also on a panic). Not generic, so that polling a body in scope adds
+    /// no code per annotated fn.
+    #[inline]
+    pub(crate) fn entered(&self) -> Entered {
+        let task = tokio::task::try_id();
+        Entered(CURRENT.with(|c| c.replace((self as *const _, task))))
+    }
+}
+
+/// The scope [`AttemptScope::entered`] replaced, put back on drop.
+#[must_use = "the attempt is in scope until this drops"]
+pub(crate) struct Entered((*const AttemptScope, Option<tokio::task::Id>));
+
+impl Drop for Entered {
+    #[inline]
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.0));
     }
 }
 

@@ -110,7 +110,7 @@ impl<F: Future, L: PermitSlot, S: StartTime> Future for Attempt<'_, F, L, S> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let body = this.body;
-        this.call.in_attempt(|| body.poll(cx))
+        let _in = this.call.attempt_entered();
+        this.body.poll(cx)
     }
 }

@@ -211,7 +211,10 @@ where
         let Some(body) = this.body.as_mut().as_pin_mut() else {
             panic!("a guarded attempt was polled after it completed");
         };
-        let polled = this.call.in_attempt(|| body.poll(cx));
+        let polled = {
+            let _in = this.call.attempt_entered();
+            body.poll(cx)
+        };
         if polled.is_ready() {
             this.body.set(None);
             return polled;

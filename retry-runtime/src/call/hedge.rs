@@ -139,7 +139,8 @@ fn poll_body<F: Future>(running: Pin<&mut Running<F>>, cx: &mut Context<'_>) -> 
     let Some(body) = this.body.as_pin_mut() else {
         return Poll::Pending;
     };
-    this.scope.enter(|| body.poll(cx))
+    let _in = this.scope.entered();
+    body.poll(cx)
 }
 
 /// Where an attempt of [`Hedging`] is.

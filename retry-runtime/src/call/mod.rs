@@ -71,6 +71,13 @@ pub struct Call<L: PermitSlot = (), S: StartTime = ()> {
     pub(crate) held: L,
 }
 
+/// A call's span and attempt, entered ([`Call::attempt_entered`]): the attempt leaves scope
+/// first, then the span is exited (fields drop in order).
+pub(crate) struct InAttempt<'a> {
+    _scope: crate::scope::Entered,
+    _span: Option<tracing::span::Entered<'a>>,
+}
+
 impl<L: PermitSlot, S: StartTime> Drop for Call<L, S> {
     #[inline]
     fn drop(&mut self) {
@@ -131,8 +138,23 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
     /// failure opened one, and with the attempt in scope for `stormguard::attempt()`.
     #[inline]
     pub(crate) fn in_attempt<R>(&self, f: impl FnOnce() -> R) -> R {
-        let _entered = self.state.as_ref().map(|state| state.span.enter());
-        self.scope.enter(f)
+        let _in = self.attempt_entered();
+        f()
+    }
+
+    /// The call's span (if a failure opened one) and its attempt entered until the guard
+    /// drops: what [`in_attempt`](Self::in_attempt) does, without a closure to instantiate
+    /// per annotated fn (an attempt's poll uses it).
+    #[inline]
+    pub(crate) fn attempt_entered(&self) -> InAttempt<'_> {
+        let span = match &*self.state {
+            Some(state) => Some(state.span.enter()),
+            None => None,
+        };
+        InAttempt {
+            _scope: self.scope.entered(),
+            _span: span,
+        }
     }
 
     /// Starts a call at `site`. With `S` = [`Started`] (the macro's choice for a policy with a
