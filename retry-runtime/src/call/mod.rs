@@ -147,10 +147,7 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
     /// per annotated fn (an attempt's poll uses it).
     #[inline]
     pub(crate) fn attempt_entered(&self) -> InAttempt<'_> {
-        let span = match &*self.state {
-            Some(state) => Some(state.span.enter()),
-            None => None,
-        };
+        let span = self.state.as_ref().map(|state| state.span.enter());
         InAttempt {
             _scope: self.scope.entered(),
             _span: span,
