@@ -29,20 +29,18 @@ pub fn expand(plan: &Plan, item: &RetryFn) -> TokenStream {
     // Without the key: the error type's `Classify` impl where it has one, else every error
     // is transient and there is no hint (chosen at compile time from the attempt's result,
     // consulted only on a failure).
-    let classify = Ident::new("__stormguard_classify", Span::mixed_site());
+    // The arguments borrow the result only to name its types (no borrow outlives them), so
+    // the result itself can come last, moved.
+    let classify = quote!(&(&&#private::DefaultWhen::of(&#result)).__stormguard_classify());
     let when = match &plan.when {
         Some(when) => quote_spanned!(syn::spanned::Spanned::span(when)=> &#when),
-        None => quote!(&#classify),
+        None => classify.clone(),
     };
     let retry_after = match &plan.retry_after {
         Some(hint) => quote_spanned!(syn::spanned::Spanned::span(hint)=> &#hint),
-        None => quote!(&#classify),
+        None => classify,
     };
-    let classify_binding = (plan.when.is_none() || plan.retry_after.is_none()).then(|| {
-        quote! {
-            let #classify = (&&#private::DefaultWhen::of(&#result)).__stormguard_classify();
-        }
-    });
+    let format = quote!((&&&#private::ErrorType::of(&#result)).__stormguard_formatter());
     // Each attempt is the user's statements, unchanged, as an async block whose output is
     // pinned to the declared return type by a `return` that never runs (so `?` and `return`
     // end the attempt, and a type error shows once, at the user's expression). The block carries the body's
@@ -101,10 +99,10 @@ pub fn expand(plan: &Plan, item: &RetryFn) -> TokenStream {
         _ => quote!(#call.sleep(#delay).await),
     };
     let judge = match plan.mode {
-        Mode::Hedged => {
-            quote!(after_hedged_attempt(#result, #hedging.as_mut(), format, #when, #retry_after))
-        }
-        _ => quote!(after_attempt(#result, format, #when, #retry_after)),
+        Mode::Hedged => quote! {
+            after_hedged_attempt(#hedging.as_mut(), #format, #when, #retry_after, #result)
+        },
+        _ => quote!(after_attempt(#format, #when, #retry_after, #result)),
     };
     let hedging_binding = (plan.mode == Mode::Hedged)
         .then(|| quote!(let mut #hedging = ::core::pin::pin!(#private::Hedging::new());));
@@ -151,8 +149,6 @@ pub fn expand(plan: &Plan, item: &RetryFn) -> TokenStream {
             loop {
                 let #delay = {
                     let #result = #attempt;
-                    let format = (&&&#private::ErrorType::of(&#result)).__stormguard_formatter();
-                    #classify_binding
                     match #call.#judge {
                         #private::Verdict::Return(#returned) => return #returned,
                         #private::Verdict::Retry(#delay) => #delay,

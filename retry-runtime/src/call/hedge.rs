@@ -398,11 +398,11 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
     #[cfg_attr(debug_assertions, inline)]
     pub fn after_hedged_attempt<T, E, F, W, H>(
         &mut self,
-        result: Result<T, E>,
         hedging: Pin<&mut Hedging<F>>,
         format: ErrorFormatter<E>,
         when: &W,
         retry_after: &H,
+        result: Result<T, E>,
     ) -> Verdict<T, E>
     where
         L::Kept: ErrorSlot<E>,

@@ -270,10 +270,10 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
     #[cfg_attr(debug_assertions, inline)]
     pub fn after_attempt<T, E, W, H>(
         &mut self,
-        result: Result<T, E>,
         format: ErrorFormatter<E>,
         when: &W,
         retry_after: &H,
+        result: Result<T, E>,
     ) -> Verdict<T, E>
     where
         L::Kept: ErrorSlot<E>,
