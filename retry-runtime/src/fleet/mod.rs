@@ -63,10 +63,16 @@ impl Stop {
         self.asked.load(Ordering::Acquire)
     }
 
-    /// Resolves once a stop is asked.
+    /// Resolves once a stop is asked. The wake-up is registered before the flag is read, so
+    /// a stop asked in between (`notify_waiters` keeps no permit) is not missed.
     pub(crate) async fn wait(&self) {
-        while !self.asked() {
-            self.wake.notified().await;
+        loop {
+            let mut notified = std::pin::pin!(self.wake.notified());
+            notified.as_mut().enable();
+            if self.asked() {
+                return;
+            }
+            notified.await;
         }
     }
 }
