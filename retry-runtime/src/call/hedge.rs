@@ -393,9 +393,8 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
     /// still running, or returns this error.
     ///
     /// Always inlined, with the failure path kept out of line, as [`Call::after_attempt`] is:
-    /// a success is the call's common end (in an optimized build only, as `after_attempt`).
-    #[cfg_attr(not(debug_assertions), inline(always))]
-    #[cfg_attr(debug_assertions, inline)]
+    /// a success is the call's common end.
+    #[inline(always)]
     pub fn after_hedged_attempt<T, E, F, W, H>(
         &mut self,
         hedging: Pin<&mut Hedging<F>>,
