@@ -68,7 +68,7 @@ fn stall_warnings(rec: &Recorder) -> usize {
 }
 
 /// Issue 12 item 15: under `spawn_blocking` (and `block_in_place`) a blocking sleep stalls no
-/// other task, and is not warned of; the same call site polled by a worker is.
+/// other task, and is not warned of; the same call site in a task on a worker is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocking_sleep_off_the_workers_is_not_warned_of() {
     let calls = std::sync::Arc::new(AtomicU32::new(0));
@@ -89,8 +89,13 @@ async fn a_blocking_sleep_off_the_workers_is_not_warned_of() {
     assert_eq!(in_place.await.unwrap(), Err(Busy));
     assert_eq!(calls.load(Ordering::SeqCst), 4);
     assert_eq!(stall_warnings(&rec), 0, "{:#?}", rec.events());
-    let _guard = rec.install();
-    assert_eq!(blocking_off_the_workers(&calls), Err(Busy));
+    // The same call site in a task that a worker thread polls.
+    let (c, rec_task) = (calls.clone(), rec.clone());
+    let on_a_worker = tokio::spawn(async move {
+        let _guard = rec_task.install();
+        blocking_off_the_workers(&c)
+    });
+    assert_eq!(on_a_worker.await.unwrap(), Err(Busy));
     assert_eq!(stall_warnings(&rec), 1, "{:#?}", rec.events());
 }
 

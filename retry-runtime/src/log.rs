@@ -123,8 +123,9 @@ pub(crate) fn blocking_sleep_in_runtime(op: &'static str) {
     tracing::warn!(
         target: TARGET,
         op,
-        "#[retry] on the sync fn `{op}` sleeps with std::thread::sleep inside a tokio task: \
-         that stalls every task queued on this thread; make the fn `async` to get non-blocking \
-         sleeps, or call it through `tokio::task::spawn_blocking`"
+        "#[retry] on the sync fn `{op}` sleeps with std::thread::sleep while a tokio runtime \
+         polls this thread (a task on a worker, where every task queued there waits, or a \
+         `block_on` future); make the fn `async` to get non-blocking sleeps, or call it through \
+         `tokio::task::spawn_blocking`"
     );
 }

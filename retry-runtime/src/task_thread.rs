@@ -7,10 +7,13 @@ use tokio::task::coop;
 /// More than the largest budget tokio gives a task poll (a `u8`).
 const MORE_THAN_ANY_BUDGET: usize = 256;
 
-/// True when a blocking sleep on this thread stalls other tasks: it is polling a task, whose
-/// poll tokio gives a budget (a worker and `block_on` do; `spawn_blocking`, `block_in_place`
-/// and `coop::unconstrained` lift it, and a thread that only entered a runtime has none).
-/// The budget is spent to find its end, then put back as it was: nothing is yielded or woken.
+/// True when this thread is polling a tokio runtime's future, whose poll tokio gives a
+/// budget: a task on a worker or a current-thread runtime (a blocking sleep stalls every task
+/// queued there), or a `block_on` future (it stalls that future). `spawn_blocking` and
+/// `block_in_place` lift the budget, and a thread that only entered a runtime has none: false.
+/// So does `coop::unconstrained`, which makes a task inside it read as false too (a known
+/// miss). The budget is spent to find its end, then put back as it was: nothing is yielded or
+/// woken (with `tokio_unstable` metrics, reaching the end counts one forced yield).
 pub(crate) fn polls_a_task() -> bool {
     if tokio::runtime::Handle::try_current().is_err() {
         return false;
