@@ -50,32 +50,31 @@ impl AttemptScope {
         self.retried_below.replace(false)
     }
 
-    /// Runs `f` with `self` as the current attempt of this thread, restoring the previous one
-    /// afterwards (also when `f` panics).
-    #[inline]
-    pub fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
-        let _entered = self.entered();
-        f()
-    }
-
     /// Makes `self` the current attempt of this thread until the guard drops, which restores
-    /// the previous one (also on a panic). Not generic, so that polling a body in scope adds
-    /// no code per annotated fn.
+    /// the previous one (also on a panic). The guard borrows `self`, so the scope the
+    /// thread-local points at stays alive and in place meanwhile. Not generic, so that polling
+    /// a body in scope adds no code per annotated fn.
     #[inline]
-    pub(crate) fn entered(&self) -> Entered {
+    pub(crate) fn entered(&self) -> Entered<'_> {
         let task = tokio::task::try_id();
-        Entered(CURRENT.with(|c| c.replace((self as *const _, task))))
+        Entered {
+            previous: CURRENT.with(|c| c.replace((self as *const _, task))),
+            _scope: std::marker::PhantomData,
+        }
     }
 }
 
 /// The scope [`AttemptScope::entered`] replaced, put back on drop.
 #[must_use = "the attempt is in scope until this drops"]
-pub(crate) struct Entered((*const AttemptScope, Option<tokio::task::Id>));
+pub(crate) struct Entered<'a> {
+    previous: (*const AttemptScope, Option<tokio::task::Id>),
+    _scope: std::marker::PhantomData<&'a AttemptScope>,
+}
 
-impl Drop for Entered {
+impl Drop for Entered<'_> {
     #[inline]
     fn drop(&mut self) {
-        CURRENT.with(|c| c.set(self.0));
+        CURRENT.with(|c| c.set(self.previous));
     }
 }
 
@@ -111,8 +110,8 @@ fn with_current<R>(f: impl FnOnce(Option<&AttemptScope>) -> R) -> R {
         // Another task of a nested executor, polled inside an attempt: not its scope.
         return f(None);
     }
-    // SAFETY: CURRENT is non-null only inside `AttemptScope::enter`, during which the scope
-    // it points to is borrowed and so alive and not moved.
+    // SAFETY: CURRENT is non-null only while an `Entered` guard lives, which borrows the scope
+    // it points to: alive and not moved.
     f(unsafe { p.as_ref() })
 }
 
@@ -123,17 +122,19 @@ mod tests {
     #[test]
     fn nested_scopes_restore_the_outer_one() {
         let outer = AttemptScope::new(2);
-        outer.enter(|| {
+        {
+            let _outer = outer.entered();
             assert_eq!(attempt(), 2);
             let inner = AttemptScope::new(1);
-            inner.enter(|| {
+            {
+                let _inner = inner.entered();
                 assert_eq!(attempt(), 1);
                 mark_retried_below();
-            });
+            }
             assert!(inner.retried_below());
             assert!(!outer.retried_below());
             assert_eq!(attempt(), 2);
-        });
+        }
         assert_eq!(attempt(), 0);
     }
 }

@@ -59,7 +59,7 @@ pub struct Call<L: PermitSlot = (), S: StartTime = ()> {
     pub(crate) policy: &'static Policy,
     /// The attempt running or last run: its number (0 before the first), and whether a
     /// nested annotated call in it retried and gave up. The running attempt's body reads it
-    /// through the thread-local `AttemptScope::enter` sets.
+    /// through the thread-local `AttemptScope::entered` sets.
     pub(crate) scope: AttemptScope,
     /// The rest of the call's state; `None` until something needs it. Dropped by hand (see
     /// `Drop for Call`), so that dropping a call without it is one inline check.
@@ -74,7 +74,7 @@ pub struct Call<L: PermitSlot = (), S: StartTime = ()> {
 /// A call's span and attempt, entered ([`Call::attempt_entered`]): the attempt leaves scope
 /// first, then the span is exited (fields drop in order).
 pub(crate) struct InAttempt<'a> {
-    _scope: crate::scope::Entered,
+    _scope: crate::scope::Entered<'a>,
     _span: Option<tracing::span::Entered<'a>>,
 }
 
