@@ -101,12 +101,7 @@ async fn run(plan: &FleetPlan, stop: &Stop) {
                     None
                 }
                 Ok(Err(e)) => Some(format!("cannot connect: {e}")),
-                Err(_) if limit == connect_limit => {
-                    Some("no answer to the connection within `sync`".to_owned())
-                }
-                Err(_) => Some(format!(
-                    "no answer to the first connection within {limit:?}"
-                )),
+                Err(_) => Some(format!("no answer to the connection within {limit:?}")),
             };
             if let Some(why) = why {
                 fleet.down(&where_, &why);
