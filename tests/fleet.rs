@@ -1247,12 +1247,7 @@ fn main() {
         }
         return child();
     }
-    let have_redis = Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have_redis {
+    if !Redis::on_path() {
         if std::env::var_os("STORMGUARD_REDIS_TESTS").is_some() {
             panic!("STORMGUARD_REDIS_TESTS is set but redis-server is not on PATH (apt-get install -y redis-server)");
         }

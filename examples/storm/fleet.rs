@@ -802,13 +802,7 @@ fn table(all: &[Row], n: u32) -> String {
 
 /// Runs the variants and prints the tables.
 pub fn main(n: u32) {
-    let have_redis = Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have_redis {
+    if !Redis::on_path() {
         println!("storm --fleet: skipped: redis-server is not on PATH (the fleet mode starts one of its own; e.g. apt-get install redis-server)");
         return;
     }

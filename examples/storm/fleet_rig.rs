@@ -76,6 +76,16 @@ pub struct Redis {
 }
 
 impl Redis {
+    /// Whether `redis-server` is on PATH (both fleet measurements skip, saying so, without it).
+    pub fn on_path() -> bool {
+        Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
     /// Not started yet ([`Redis::start`]): its port is chosen now.
     pub fn on_free_port() -> Redis {
         Redis {
