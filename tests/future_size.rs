@@ -1,9 +1,9 @@
 //! The annotated future's size next to the plain fn's (DESIGN "Performance contract"): it is
 //! moved on every call and grows every future that awaits it. Printed, and bounded by what
 //! the current layout reaches (docs/PERFORMANCE.md "Future sizes"), so that a regression
-//! fails here. DESIGN's goals are +64 bytes with the defaults and +128 with every option;
-//! what is left above them is written up there (the async fn's own copy of its arguments,
-//! and tokio's 112-byte `Sleep`, held inline by a `timeout` so that no attempt allocates).
+//! fails here. DESIGN's goals are +64 bytes with the defaults and +128 with every option
+//! (met); what is left above the first is written up there (the async fn's own copy of its
+//! arguments, and the attempt's pointer to its call).
 
 use std::mem::size_of_val;
 use stormguard::{retry, GuardError};
@@ -88,10 +88,11 @@ fn annotated_futures_stay_within_their_size_budget() {
     let sizes = [
         ("defaults", size_of_val(&defaults(&x)), 80),
         ("breaker", size_of_val(&with_breaker(&x)), 96),
-        ("timeout", size_of_val(&with_timeout(&x)), 232),
-        ("every option", size_of_val(&every_option(&x)), 256),
-        ("hedge", size_of_val(&hedged(&x)), 384),
-        ("hedge + timeout", size_of_val(&hedged_timeout(&x)), 384),
+        ("timeout", size_of_val(&with_timeout(&x)), 104),
+        ("every option", size_of_val(&every_option(&x)), 128),
+        // 8 more with `--all-features` (the metrics handles beside the latency record).
+        ("hedge", size_of_val(&hedged(&x)), 280),
+        ("hedge + timeout", size_of_val(&hedged_timeout(&x)), 280),
     ];
     println!("plain fn's future: {plain} bytes");
     for (what, size, _) in sizes {

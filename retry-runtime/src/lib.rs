@@ -70,8 +70,8 @@ pub mod __private {
     pub use crate::budget::{Refusal, RetrySlot};
     pub use crate::call::{
         Attempt, BreakerSlot, Call, ErrorKept, ErrorSlot, GuardErrors, Guarded, HedgeNext, Hedging,
-        KeepError, KeepNoError, KeepSendError, NoGuard, PermitSlot, RetryHint, RetrySleep,
-        ReturnsResult, StartTime, Started, StartedBlocking, Timer, Transient, Verdict, WithGuard,
+        KeepError, KeepNoError, KeepSendError, NoGuard, PermitSlot, RetryHint, ReturnsResult,
+        StartTime, Started, StartedBlocking, Timer, Transient, Verdict, WithGuard,
     };
     pub use crate::clock::{now_nanos, origin};
     pub use crate::counters::OpCounters;

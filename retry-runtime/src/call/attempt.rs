@@ -1,5 +1,5 @@
 //! The futures a call awaits: one plain attempt (the body polled with the attempt in scope),
-//! the `RetrySleep` before a retry, and the `Timer` that bounds a guarded attempt.
+//! and the boxed `Timer` it sleeps on before a retry or that bounds a guarded attempt.
 
 use super::{Call, PermitSlot, StartTime};
 use std::future::Future;
@@ -8,26 +8,46 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// The sleep before a retry: tokio's `Sleep`, boxed (the retry path allocates it), so that
-/// the annotated fn's future, which holds it across its second `.await`, does not carry its
-/// 112 bytes on every call.
+/// A tokio `Sleep`, boxed: the sleep before a retry, and the limit of a guarded or hedged
+/// attempt (`timeout`, `deadline`, the hedge delay).
+///
+/// Boxed, so that the annotated fn's future, which holds it across an `.await`, does not
+/// carry tokio's 112-byte `Sleep` on every call: a limit's timer is made only once its
+/// attempt is pending, so an attempt that completes at once allocates nothing, and one that
+/// waits pays one allocation beside the timer registration it needs anyway. Made and dropped
+/// out of line, so that the annotated fn's future stays small to build and to drop.
 #[derive(Debug)]
 #[must_use = "futures do nothing unless polled"]
-pub struct RetrySleep {
-    sleep: Pin<Box<tokio::time::Sleep>>,
+pub struct Timer {
+    sleep: ManuallyDrop<Pin<Box<tokio::time::Sleep>>>,
 }
 
-impl RetrySleep {
+impl Timer {
     /// Tokio's `sleep(delay)`.
     #[inline(never)]
-    pub(crate) fn new(delay: Duration) -> RetrySleep {
-        RetrySleep {
-            sleep: Box::pin(tokio::time::sleep(delay)),
+    pub(crate) fn new(delay: Duration) -> Timer {
+        Timer {
+            sleep: ManuallyDrop::new(Box::pin(tokio::time::sleep(delay))),
         }
+    }
+
+    /// Tokio's `sleep_until` the moment [`now_nanos`](crate::clock::now_nanos) reads `at`.
+    #[inline(never)]
+    pub(crate) fn at(at: u64) -> Timer {
+        Timer {
+            sleep: ManuallyDrop::new(Box::pin(tokio::time::sleep_until(crate::clock::instant(
+                at,
+            )))),
+        }
+    }
+
+    /// Sets it to fire at `at` instead (on the same clock as [`Timer::at`]).
+    pub(crate) fn reset(&mut self, at: u64) {
+        self.sleep.as_mut().reset(crate::clock::instant(at));
     }
 }
 
-impl Future for RetrySleep {
+impl Future for Timer {
     type Output = ();
 
     #[inline]
@@ -36,59 +56,10 @@ impl Future for RetrySleep {
     }
 }
 
-/// The limit of a guarded attempt (`timeout`, `deadline`): tokio's `Sleep`, inline (armed only
-/// once the attempt is pending, and never allocated), dropped out of line.
-///
-/// Inline, `Sleep`'s drop (timer deregistration, runtime handle) made the annotated future's
-/// drop glue too big to be inlined, and every call paid an out-of-line call to drop it.
-#[derive(Debug)]
-#[must_use = "futures do nothing unless polled"]
-pub struct Timer {
-    sleep: ManuallyDrop<tokio::time::Sleep>,
-}
-
-impl Timer {
-    /// Tokio's `sleep(delay)`.
-    #[inline]
-    pub(crate) fn new(delay: Duration) -> Timer {
-        Timer {
-            sleep: ManuallyDrop::new(tokio::time::sleep(delay)),
-        }
-    }
-}
-
-impl Timer {
-    /// Tokio's `sleep_until` the moment [`now_nanos`](crate::clock::now_nanos) reads `at`.
-    #[inline]
-    pub(crate) fn at(at: u64) -> Timer {
-        Timer {
-            sleep: ManuallyDrop::new(tokio::time::sleep_until(crate::clock::instant(at))),
-        }
-    }
-
-    /// Sets it to fire at `at` instead (on the same clock as [`Timer::at`]).
-    pub(crate) fn reset(self: Pin<&mut Self>, at: u64) {
-        // SAFETY: as in `poll`.
-        unsafe { self.map_unchecked_mut(|pause| &mut *pause.sleep) }
-            .reset(crate::clock::instant(at));
-    }
-}
-
-impl Future for Timer {
-    type Output = ();
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        // SAFETY: structural pinning of `sleep`: it is never moved out of `Timer`, and is
-        // dropped in place (`Drop` below); `Timer` is `!Unpin` because `Sleep` is.
-        unsafe { self.map_unchecked_mut(|pause| &mut *pause.sleep) }.poll(cx)
-    }
-}
-
 impl Drop for Timer {
     #[inline(never)]
     fn drop(&mut self) {
-        // SAFETY: dropped here only, once, in place (see `poll`).
+        // SAFETY: dropped here only, once.
         unsafe { ManuallyDrop::drop(&mut self.sleep) }
     }
 }

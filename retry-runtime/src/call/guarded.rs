@@ -29,8 +29,7 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
             call: self,
             body: Some(body),
             timer: None,
-            admitted: false,
-            limit: None,
+            limit: Limit::NOT_ADMITTED,
         }
     }
 
@@ -168,10 +167,49 @@ pin_project_lite::pin_project! {
         call: &'a mut Call<L, S>,
         #[pin]
         body: Option<F>,
-        #[pin]
         timer: Option<Timer>,
-        admitted: bool,
-        limit: Option<(Duration, bool)>,
+        limit: Limit,
+    }
+}
+
+/// A guarded attempt's limit, set when it is admitted, in one word: the time it may take in
+/// nanoseconds (bit 63: the deadline sets it, not `timeout`), or one of the two values below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Limit(u64);
+
+impl Limit {
+    /// Not admitted yet: the limit is not known.
+    const NOT_ADMITTED: Limit = Limit(u64::MAX);
+    /// Admitted, without a limit.
+    const NONE: Limit = Limit(u64::MAX - 1);
+    const BY_DEADLINE: u64 = 1 << 63;
+
+    /// The longest limit kept (292 years): with the deadline's bit set, still below the two
+    /// values above.
+    const LONGEST: u64 = Limit::BY_DEADLINE - 3;
+
+    /// `limit` in one word (one longer than [`LONGEST`](Self::LONGEST) is kept as that).
+    fn new(limit: Option<(Duration, bool)>) -> Limit {
+        match limit {
+            None => Limit::NONE,
+            Some((time, by_deadline)) => {
+                let nanos = u64::try_from(time.as_nanos())
+                    .unwrap_or(u64::MAX)
+                    .min(Limit::LONGEST);
+                Limit(nanos | if by_deadline { Limit::BY_DEADLINE } else { 0 })
+            }
+        }
+    }
+
+    /// The time the attempt may take, and whether the deadline sets it.
+    fn get(self) -> Option<(Duration, bool)> {
+        (self != Limit::NONE && self != Limit::NOT_ADMITTED).then(|| {
+            let nanos = self.0 & !Limit::BY_DEADLINE;
+            (
+                Duration::from_nanos(nanos),
+                self.0 & Limit::BY_DEADLINE != 0,
+            )
+        })
     }
 }
 
@@ -188,11 +226,11 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T, E>> {
         let mut this = self.project();
-        if !*this.admitted {
+        if *this.limit == Limit::NOT_ADMITTED {
             // The deadline first: an attempt with no time left is not made at all, so it
             // takes no breaker permit and is charged to nobody.
-            *this.limit = this.call.attempt_limit();
-            if let Some((limit, true)) = *this.limit {
+            let limit = this.call.attempt_limit();
+            if let Some((limit, true)) = limit {
                 if limit.is_zero() {
                     this.body.set(None);
                     let out_of_time = this.call.limit_error(limit, true);
@@ -206,7 +244,7 @@ where
                 this.body.set(None);
                 return Poll::Ready(Err(this.call.refused(retry_in)));
             }
-            *this.admitted = true;
+            *this.limit = Limit::new(limit);
         }
         let Some(body) = this.body.as_mut().as_pin_mut() else {
             panic!("a guarded attempt was polled after it completed");
@@ -219,16 +257,13 @@ where
             this.body.set(None);
             return polled;
         }
-        let Some((limit, by_deadline)) = *this.limit else {
+        let Some((limit, by_deadline)) = this.limit.get() else {
             return Poll::Pending;
         };
         // The timer is created only once the attempt is pending: an attempt that completes on
         // its first poll costs no timer registration.
-        if this.timer.is_none() {
-            this.timer.set(Some(Timer::new(limit)));
-        }
-        let timer = this.timer.as_pin_mut().expect("timer was just set");
-        match timer.poll(cx) {
+        let timer = this.timer.get_or_insert_with(|| Timer::new(limit));
+        match Pin::new(timer).poll(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(()) => {
                 // Cancel the stale attempt now, before the log, the delay and the next attempt.
@@ -241,6 +276,33 @@ where
                 let e = this.call.limit_error(limit, by_deadline);
                 Poll::Ready(Err(E::from_guard_error(e)))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Limit;
+    use std::time::Duration;
+
+    #[test]
+    fn a_limit_keeps_its_time_and_who_set_it_in_one_word() {
+        assert_eq!(std::mem::size_of::<Limit>(), 8);
+        assert_eq!(Limit::NOT_ADMITTED.get(), None);
+        assert_eq!(Limit::new(None).get(), None);
+        for limit in [
+            (Duration::ZERO, true),
+            (Duration::ZERO, false),
+            (Duration::from_nanos(1_500_000_001), true),
+            (Duration::from_millis(250), false),
+        ] {
+            assert_eq!(Limit::new(Some(limit)).get(), Some(limit));
+        }
+        // Beyond 2^63 ns (292 years) it is kept as just under, still a limit.
+        for by_deadline in [true, false] {
+            let far = Limit::new(Some((Duration::MAX, by_deadline))).get();
+            let longest = Duration::from_nanos(Limit::LONGEST);
+            assert_eq!(far, Some((longest, by_deadline)));
         }
     }
 }

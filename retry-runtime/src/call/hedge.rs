@@ -175,7 +175,6 @@ pin_project_lite::pin_project! {
         more: Vec<Pin<Box<Running<F>>>>,
         // Set to the soonest of the hedge delay and the attempts' limits (made the first
         // time an attempt waits, then only reset).
-        #[pin]
         timer: Option<Timer>,
         // What `timer` is set to, on the call's clock.
         timer_at: u64,
@@ -617,14 +616,17 @@ where
                 let Some(at) = limits.chain([*h.hedge_at]).filter(|at| *at != 0).min() else {
                     return Poll::Pending;
                 };
-                match h.timer.as_mut().as_pin_mut() {
-                    None => h.timer.set(Some(Timer::at(at))),
-                    Some(timer) if *h.timer_at != at => timer.reset(at),
-                    Some(_) => {}
-                }
+                let timer = match h.timer {
+                    None => h.timer.insert(Timer::at(at)),
+                    Some(timer) => {
+                        if *h.timer_at != at {
+                            timer.reset(at);
+                        }
+                        timer
+                    }
+                };
                 *h.timer_at = at;
-                let fired = h.timer.as_mut().as_pin_mut().map(|t| t.poll(cx));
-                if !matches!(fired, Some(Poll::Ready(()))) {
+                if Pin::new(timer).poll(cx).is_pending() {
                     return Poll::Pending;
                 }
                 // It fired: the time is at least what it was set to.

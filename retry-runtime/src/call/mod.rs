@@ -9,7 +9,7 @@ mod slot;
 mod start;
 mod when;
 
-pub use attempt::{Attempt, RetrySleep, Timer};
+pub use attempt::{Attempt, Timer};
 pub use guarded::Guarded;
 pub use hedge::{GuardErrors, HedgeNext, Hedging, NoGuard, WithGuard};
 pub use output::ReturnsResult;
@@ -220,8 +220,8 @@ impl<L: PermitSlot, S: StartTime> Call<L, S> {
     }
 
     /// Sleeps on tokio's clock before the next attempt.
-    pub fn sleep(&self, delay: Duration) -> RetrySleep {
-        RetrySleep::new(delay)
+    pub fn sleep(&self, delay: Duration) -> Timer {
+        Timer::new(delay)
     }
 
     /// Sleeps the thread before the next attempt of a blocking fn; warns once per call site
